@@ -1,0 +1,184 @@
+"""End to end: whole solves of the pendulum swing-up over a sweep of horizons.
+
+For each horizon ``T`` (``pendulum.swing_up(T)`` from ``x0 = [pi, 0]``,
+``us_init = 0.1 randn(T, 1)``, seed 0):
+
+* **NumPy FD**: ``benchmarks/numpy_ilqr.py`` (float64; finite differences one
+  point per call, "loop", and, in full mode, whole-trajectory "vectorized");
+* **JAX + FD**: the ilqg_jax solver with its derivatives replaced by the
+  central-difference twin ``ilqg_jax.derivatives.finite_difference``;
+* **JAX + AD**: ``ilqg_jax.solve`` as shipped (jacfwd/hessian).
+
+JAX rows call the ahead-of-time compiled solver (no per-call input
+validation), in float32 and float64. The solver has no public switch for its
+derivatives, so "JAX + FD" is compiled while
+``ilqg_jax.solver.trajectory_derivatives`` is temporarily bound to
+``finite_difference`` (caches are cleared before and after, so nothing
+compiled under the substitution is reused elsewhere). One iteration of the
+solver is a backward pass over ``T`` steps plus a few rollouts of ``T``
+steps, so the time per iteration should grow linearly with ``T``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from benchmarks import common, numpy_ilqr, numpy_systems
+
+TITLE = "End to end: solves over a horizon sweep (NumPy FD, JAX + FD, JAX + AD)"
+DEFAULT_DTYPES = ("float32", "float64")
+COST_RTOL = 1e-6
+FD_VIA = ("runtime substitution of ilqg_jax.solver.trajectory_derivatives by "
+          "ilqg_jax.derivatives.finite_difference (the solver has no derivatives option)")
+
+
+def _sizes(quick):
+    return (50, 100, 200) if quick else (50, 100, 200, 500, 1000, 2000)
+
+
+@contextlib.contextmanager
+def _fd_derivatives_in_solver():
+    import jax
+
+    import ilqg_jax.solver as S
+    from ilqg_jax.derivatives import finite_difference
+
+    original = S.trajectory_derivatives
+    jax.clear_caches()
+    S.trajectory_derivatives = finite_difference
+    try:
+        yield S
+    finally:
+        S.trajectory_derivatives = original
+        jax.clear_caches()
+
+
+def _jax_solve(problem, x0, us0, dtype, method, quick):
+    import jax.numpy as jnp
+
+    import ilqg_jax as ilqg
+    import ilqg_jax.solver as S
+
+    x0j, usj = jnp.asarray(x0, dtype), jnp.asarray(us0, dtype)
+    if method == "JAX + AD":
+        compiled, comp = common.aot_compile(lambda a, b: ilqg.solve(problem, a, b), x0j, usj)
+    else:
+        if not hasattr(S, "trajectory_derivatives"):
+            return None
+        with _fd_derivatives_in_solver() as solver:
+            compiled, comp = common.aot_compile(
+                lambda a, b: solver.solve_unchecked(problem, a, b, None, ilqg.Options()), x0j, usj, clear=False)
+    sol = compiled(x0j, usj)
+    t = common.time_call(lambda: compiled(x0j, usj), repeats=3 if quick else 7)
+    it = int(sol.iterations)
+    return {"timing": t, "compile": comp, "iterations": it, "status": ilqg.Status(int(sol.status)).name,
+            "cost": float(sol.cost), "cost_dtype": str(sol.cost.dtype)}
+
+
+def _numpy_solve(npb, x0, us0, T, mode, quick):
+    box = {}
+
+    def call():
+        box["r"] = numpy_ilqr.solve(npb.dynamics, npb.running_cost, npb.terminal_cost, x0, us0,
+                                    vectorized=mode == "vectorized")
+
+    small = T <= 200 and not quick
+    t = common.time_call(call, repeats=3 if small else 1, warmup=1 if small else 0, min_sample_s=0.0)
+    r = box["r"]
+    return {"timing": t, "compile": None, "iterations": r.iterations, "status": r.status, "cost": r.cost,
+            "cost_dtype": "float64", "derivative_fraction": r.time_derivatives / r.time_total}
+
+
+def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DEFAULT_RESULTS_DIR) -> dict:
+    common.enable_x64()
+    from ilqg_jax.systems import pendulum
+
+    npb = numpy_systems.pendulum_swing_up()
+    numpy_systems.check_matches(npb, pendulum.swing_up(100))
+    x0 = np.array([np.pi, 0.0])
+    records, checks = [], {}
+    numpy_modes = ("loop",) if quick else ("loop", "vectorized")
+    for T in _sizes(quick):
+        problem = pendulum.swing_up(T)
+        us0 = 0.1 * np.random.default_rng(0).standard_normal((T, 1))
+        for mode in numpy_modes:
+            print(f"[end_to_end] T={T} NumPy FD {mode}", flush=True)
+            records.append({"T": T, "method": f"NumPy FD {mode}", "dtype": "float64",
+                            **_numpy_solve(npb, x0, us0, T, mode, quick)})
+        ref = next(r["cost"] for r in records if r["T"] == T and r["method"] == "NumPy FD loop")
+        for dtype in dtypes:
+            for method in ("JAX + FD", "JAX + AD"):
+                print(f"[end_to_end] T={T} {method} {dtype}", flush=True)
+                out = _jax_solve(problem, x0, us0, common.jnp_dtype(dtype), method, quick)
+                if out is None:
+                    continue
+                records.append({"T": T, "method": method, "dtype": dtype, **out})
+        for r in records:
+            if r["T"] == T:
+                r["cost_rel_diff_vs_numpy"] = common.rel_diff(r["cost"], ref)
+                if r["dtype"] == "float64" and r["method"] == "JAX + AD":
+                    checks[f"cost_agreement_T{T}"] = r["cost_rel_diff_vs_numpy"] <= COST_RTOL
+                if r["method"].startswith("JAX"):
+                    checks[f"output_dtype_{r['method']}_{r['dtype']}_T{T}"] = r["cost_dtype"] == r["dtype"]
+
+    rows = [[r["T"], r["method"], r["dtype"], r["iterations"], r["status"], r["timing"]["median_s"] * 1e3,
+             r["timing"]["iqr_s"] * 1e3, r["timing"]["median_s"] / max(r["iterations"], 1) * 1e6,
+             r["compile"]["total_s"] if r["compile"] else None, r["cost"], r["cost_rel_diff_vs_numpy"]]
+            for r in records]
+    slopes = []
+    for key in sorted({(r["method"], r["dtype"]) for r in records}):
+        rs = sorted((r for r in records if (r["method"], r["dtype"]) == key), key=lambda r: r["T"])
+        if len(rs) >= 2:
+            T = np.log([r["T"] for r in rs])
+            y = np.log([r["timing"]["median_s"] / max(r["iterations"], 1) for r in rs])
+            big = T >= np.log(200) if np.sum(T >= np.log(200)) >= 2 else np.ones_like(T, bool)
+            slopes.append([key[0], key[1], float(np.polyfit(T, y, 1)[0]), float(np.polyfit(T[big], y[big], 1)[0])])
+    tables = [
+        common.table("Solves over the horizon sweep", [
+            "T", "method", "dtype", "iterations", "status", "time/solve (ms)", "IQR (ms)", "time/iteration (us)",
+            "compile (s)", "final cost", "rel. diff vs NumPy FD loop"], rows,
+            note="JAX times are the compiled executable; compile = trace + lower + XLA compile after "
+                 "`jax.clear_caches()`."),
+        common.table("Growth of time per iteration with T (log-log slope; 1 = linear)",
+                     ["method", "dtype", "slope over all T", "slope for T >= 200"], slopes),
+    ]
+    figures = _plot(records, results_dir)
+    return {"description": __doc__.split("\n\n", 1)[1], "tables": tables, "figures": figures, "checks": checks,
+            "data": {"records": records, "fd_via": FD_VIA, "x0": x0.tolist(),
+                     "us_init": "0.1*randn(T,1), seed 0"}}
+
+
+def _plot(records, results_dir):
+    fig, axes = common.new_figure(ncols=3, width=5.0)
+    keys = sorted({(r["method"], r["dtype"]) for r in records})
+    colors = {"NumPy FD loop": "tab:red", "NumPy FD vectorized": "tab:orange", "JAX + FD": "tab:purple",
+              "JAX + AD": "tab:blue"}
+    for method, dtype in keys:
+        rs = sorted((r for r in records if (r["method"], r["dtype"]) == (method, dtype)), key=lambda r: r["T"])
+        T = np.array([r["T"] for r in rs])
+        solve = np.array([r["timing"]["median_s"] for r in rs])
+        its = np.array([r["iterations"] for r in rs])
+        style = "o-" if dtype == "float64" else "s--"
+        label = f"{method}, {dtype}"
+        axes[0, 0].loglog(T, solve / np.maximum(its, 1) * 1e6, style, color=colors.get(method), label=label)
+        axes[0, 1].loglog(T, solve * 1e3, style, color=colors.get(method), label=label)
+        axes[0, 2].semilogx(T, its, style, color=colors.get(method), label=label)
+    Ts = np.array(sorted({r["T"] for r in records}), dtype=float)
+    ref = [r for r in records if r["method"] == "JAX + AD" and r["dtype"] == "float64"]
+    if ref:
+        r0 = min(ref, key=lambda r: r["T"])
+        y0 = r0["timing"]["median_s"] / max(r0["iterations"], 1) * 1e6
+        axes[0, 0].loglog(Ts, y0 * Ts / r0["T"], ":", color="gray", label="linear in T (reference)")
+    axes[0, 0].set_ylabel("time per iteration (us, log scale)")
+    axes[0, 0].set_title("Time per iteration vs horizon")
+    axes[0, 1].set_ylabel("time per solve (ms, log scale)")
+    axes[0, 1].set_title("Time per solve vs horizon")
+    axes[0, 2].set_ylabel("iterations to converge")
+    axes[0, 2].set_title("Iterations vs horizon")
+    for ax in axes[0]:
+        ax.set_xlabel("horizon T (time steps, log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    return [common.save_figure(fig, results_dir, "end_to_end.png")]

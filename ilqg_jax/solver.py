@@ -1,0 +1,399 @@
+"""iLQG / DDP as one jit-compiled program.
+
+Tassa, Erez & Todorov (2012), "Synthesis and stabilization of complex
+behaviors through online trajectory optimization" (iLQG with the
+regularisation schedule and line search used here); Tassa, Mansard & Todorov
+(2014), "Control-limited differential dynamic programming" (box limits).
+
+One iteration: quadratize the current trajectory
+(:func:`~ilqg_jax.derivatives.trajectory_derivatives`), run the backward pass
+(:func:`~ilqg_jax.backward.backward_pass`) with ``Quu + mu I``, then a
+closed-loop forward pass ``u = u_bar + alpha k + K (x - x_bar)`` re-simulated
+through the dynamics, accepting the largest step ``alpha`` that lowers the
+cost. The outer loop is a ``lax.while_loop``; nothing leaves the device until
+the solve is done, and failures are reported as a :class:`Status`, never raised.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ilqg_jax.backward import BackwardResult, backward_pass
+from ilqg_jax.derivatives import (Derivatives, dynamics_hessians, rollout, trajectory_cost,
+                                  trajectory_derivatives)
+from ilqg_jax.problem import Problem, validate_inputs
+
+Array = jax.Array
+
+__all__ = ["Options", "Solution", "History", "Status", "solve"]
+
+_RUNNING = -1
+
+
+class Status(enum.IntEnum):
+    """Why a solve stopped.
+
+    - ``CONVERGED``: the relative cost decrease of an accepted step, or the
+      expected decrease of a full step, fell below ``Options.tol``.
+    - ``MAX_ITER``: ``Options.max_iter`` iterations without converging; the
+      result is the best trajectory found.
+    - ``REGULARIZATION_LIMIT``: ``mu`` exceeded ``Options.mu_max``: no step
+      lowered the cost even with heavy regularisation (a local minimum that
+      the tolerance could not certify, or a non-convexity the solver cannot
+      leave).
+    - ``NONFINITE``: NaN/inf in the initial rollout, in the derivatives, or in
+      every candidate step; the result is the last finite trajectory.
+    """
+
+    CONVERGED = 0
+    MAX_ITER = 1
+    REGULARIZATION_LIMIT = 2
+    NONFINITE = 3
+
+
+class Options(NamedTuple):
+    """Solver settings (static: changing one recompiles).
+
+    Attributes:
+      max_iter: maximum number of iterations (backward + forward pass).
+      tol: relative cost-decrease tolerance. The effective tolerance is never
+        below ``64 * eps`` of the dtype (float32 cannot resolve a 1e-7
+        relative change of a sum of many terms).
+      mu_init, mu_min, mu_max, mu_factor: Levenberg-Marquardt schedule of
+        Tassa et al. (2012), Sec. II-F: ``mu`` below ``mu_min`` snaps to 0.
+      line_search: ``"backtracking"`` (try ``alpha = 1, ...`` one rollout at a
+        time in a ``lax.while_loop``) or ``"parallel"`` (all step sizes at
+        once with ``vmap``).
+      line_search_steps: number of step sizes, log-spaced from 1 to ``min_step``.
+      min_step: smallest step size ``alpha``.
+      min_reduction_ratio: accept a step when actual / expected cost decrease
+        exceeds this (0: any decrease).
+      second_order: full DDP: add the dynamics' second derivatives contracted
+        with ``Vx`` to the ``Q`` expansion (``jax.hessian`` of the dynamics).
+      unroll: ``lax.scan`` unroll factor for backward and forward passes.
+    """
+
+    max_iter: int = 100
+    tol: float = 1e-7
+    mu_init: float = 1.0
+    mu_min: float = 1e-6
+    mu_max: float = 1e10
+    mu_factor: float = 1.6
+    line_search: str = "backtracking"
+    line_search_steps: int = 11
+    min_step: float = 1e-3
+    min_reduction_ratio: float = 0.0
+    second_order: bool = False
+    unroll: int = 1
+
+
+class History(NamedTuple):
+    """Per-iteration record, fixed length ``max_iter + 1``, NaN after the last iteration.
+
+    Row 0 is the initial rollout; row ``i`` the state after iteration ``i``.
+
+    Attributes:
+      cost: total cost of the current trajectory.
+      mu: regularisation after the iteration.
+      alpha: accepted step size (NaN when the iteration was rejected).
+      expected: expected decrease of a full step, ``-(dV[0] + dV[1])``.
+    """
+
+    cost: Array
+    mu: Array
+    alpha: Array
+    expected: Array
+
+
+class Solution(NamedTuple):
+    """Result of :func:`solve` (a pytree: ``vmap`` adds a leading axis to each field).
+
+    Attributes:
+      xs: ``(T+1, n)`` states, ``xs[0] == x0``.
+      us: ``(T, m)`` controls.
+      K: ``(T, m, n)`` feedback gains at the returned trajectory.
+      k: ``(T, m)`` feed-forward terms at the returned trajectory.
+      cost: scalar total cost.
+      iterations: int32 number of iterations run.
+      converged: bool, ``status == Status.CONVERGED``.
+      status: int32 :class:`Status`.
+      history: :class:`History`.
+    """
+
+    xs: Array
+    us: Array
+    K: Array
+    k: Array
+    cost: Array
+    iterations: Array
+    converged: Array
+    status: Array
+    history: History
+
+
+class _State(NamedTuple):
+    xs: Array
+    us: Array
+    cost: Array
+    derivs: Derivatives
+    d2: tuple
+    mu: Array
+    dmu: Array
+    iteration: Array
+    status: Array
+    K: Array
+    k: Array
+    history: History
+
+
+def effective_tol(options: Options, dtype) -> float:
+    """The stopping tolerance actually used: ``max(tol, 64 eps(dtype))``."""
+    return max(float(options.tol), 64.0 * float(jnp.finfo(dtype).eps))
+
+
+def step_sizes(options: Options, dtype) -> Array:
+    """Line-search step sizes ``alpha``: log-spaced from 1 down to ``min_step``."""
+    return jnp.asarray(np.logspace(0.0, np.log10(options.min_step), options.line_search_steps), dtype)
+
+
+def _increase(mu, dmu, options: Options):
+    f = options.mu_factor
+    dmu = jnp.maximum(dmu * f, f)
+    return jnp.maximum(mu * dmu, options.mu_min), dmu
+
+
+def _decrease(mu, dmu, options: Options):
+    f = options.mu_factor
+    dmu = jnp.minimum(dmu / f, 1.0 / f)
+    mu = mu * dmu
+    return jnp.where(mu > options.mu_min, mu, 0.0), dmu
+
+
+def closed_loop_rollout(problem: Problem, x0, xs_bar, us_bar, K, k, alpha, params=None, unroll: int = 1):
+    """Forward pass ``u_t = u_bar_t + alpha k_t + K_t (x_t - x_bar_t)``, re-simulated.
+
+    Controls are clipped to the problem's limits. Returns ``(xs, us, cost)``.
+    """
+
+    def step(carry, inp):
+        x, c = carry
+        t, xb, ub, Kt, kt = inp
+        u = ub + alpha * kt + Kt @ (x - xb)
+        if problem.has_limits:
+            u = jnp.clip(u, problem.control_lower, problem.control_upper)
+        c = c + problem.running_cost(x, u, t, params)
+        x_next = problem.dynamics(x, u, t, params)
+        return (x_next, c), (x_next, u)
+
+    ts = jnp.arange(us_bar.shape[0])
+    (xT, c), (xs, us) = jax.lax.scan(step, (x0, jnp.zeros((), x0.dtype)), (ts, xs_bar[:-1], us_bar, K, k),
+                                     unroll=unroll)
+    cost = c + problem.terminal_cost(xT, params)
+    return jnp.concatenate([x0[None], xs]), us, cost
+
+
+def _accept(cost, new_cost, expected, ratio):
+    """Step acceptance on actual vs expected decrease (Tassa et al. 2012, Sec. II-F)."""
+    actual = cost - new_cost
+    z = jnp.where(expected > 0, actual / expected, jnp.sign(actual))
+    return jnp.isfinite(new_cost) & (actual > 0) & (z > ratio)
+
+
+def _line_search(problem, params, options, state: _State, bw: BackwardResult, alphas):
+    """Returns ``(accepted, alpha, xs, us, cost, all_nonfinite)``."""
+    x0 = state.xs[0]
+    roll = functools.partial(closed_loop_rollout, problem, x0, state.xs, state.us, bw.K, bw.k,
+                             params=params, unroll=options.unroll)
+
+    def expected(alpha):
+        return -(alpha * bw.dV[0] + alpha**2 * bw.dV[1])
+
+    if options.line_search == "parallel":
+        xs, us, costs = jax.vmap(roll)(alphas)
+        ok = _accept(state.cost, costs, jax.vmap(expected)(alphas), options.min_reduction_ratio)
+        i = jnp.argmax(ok)
+        return ok[i], alphas[i], xs[i], us[i], costs[i], ~jnp.any(jnp.isfinite(costs))
+
+    def cond(c):
+        i, accepted = c[0], c[1]
+        return (~accepted) & (i < alphas.shape[0])
+
+    def body(c):
+        i, _, _, _, _, _, any_finite = c
+        alpha = alphas[i]
+        xs, us, cost = roll(alpha)
+        ok = _accept(state.cost, cost, expected(alpha), options.min_reduction_ratio)
+        return i + 1, ok, alpha, xs, us, cost, any_finite | jnp.isfinite(cost)
+
+    init = (jnp.array(0), jnp.array(False), alphas[0], state.xs, state.us, state.cost, jnp.array(False))
+    _, accepted, alpha, xs, us, cost, any_finite = jax.lax.while_loop(cond, body, init)
+    return accepted, alpha, xs, us, cost, ~any_finite
+
+
+def _derivatives(problem, xs, us, params, options, derivatives_fn):
+    d = derivatives_fn(problem, xs, us, params)
+    d2 = dynamics_hessians(problem.dynamics, xs, us, params) if options.second_order else ()
+    return d, d2
+
+
+def _all_finite(tree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def _backward(problem, state: _State, mu, options) -> BackwardResult:
+    return backward_pass(
+        state.derivs, mu, state.us, problem.control_lower, problem.control_upper,
+        k_warm=state.k if problem.has_limits else None,
+        second_order=state.d2 if options.second_order else None, unroll=options.unroll)
+
+
+def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _State) -> _State:
+    bw = _backward(problem, state, state.mu, options)
+    full_expected = -(bw.dV[0] + bw.dV[1])
+    small_gradient = bw.ok & (full_expected < tol * jnp.abs(state.cost))
+
+    def search(_):
+        return _line_search(problem, params, options, state, bw, alphas)
+
+    def skip(_):
+        return jnp.array(False), jnp.asarray(jnp.nan, state.cost.dtype), state.xs, state.us, state.cost, \
+            jnp.array(False)
+
+    accepted, alpha, xs, us, cost, all_nonfinite = jax.lax.cond(bw.ok, search, skip, None)
+
+    derivs, d2 = jax.lax.cond(accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn),
+                              lambda _: (state.derivs, state.d2), None)
+    derivs_finite = _all_finite((derivs, d2))
+
+    mu_down, dmu_down = _decrease(state.mu, state.dmu, options)
+    mu_up, dmu_up = _increase(state.mu, state.dmu, options)
+    mu = jnp.where(accepted, mu_down, mu_up)
+    dmu = jnp.where(accepted, dmu_down, dmu_up)
+
+    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
+    it = state.iteration + 1
+    status = jnp.select(
+        [accepted & ~derivs_finite,
+         (accepted & (rel_decrease < tol)) | small_gradient,
+         ~accepted & (mu > options.mu_max) & all_nonfinite,
+         ~accepted & (mu > options.mu_max),
+         it >= options.max_iter],
+        [Status.NONFINITE, Status.CONVERGED, Status.NONFINITE, Status.REGULARIZATION_LIMIT, Status.MAX_ITER],
+        _RUNNING).astype(jnp.int32)
+
+    # A step into a region where the derivatives are not finite is not taken.
+    keep = accepted & derivs_finite
+    pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)  # noqa: E731
+    h = state.history
+    history = History(
+        cost=h.cost.at[it].set(jnp.where(keep, cost, state.cost)),
+        mu=h.mu.at[it].set(mu),
+        alpha=h.alpha.at[it].set(jnp.where(keep, alpha, jnp.nan)),
+        expected=h.expected.at[it].set(full_expected))
+    return _State(
+        xs=pick(xs, state.xs), us=pick(us, state.us), cost=pick(cost, state.cost),
+        derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), mu=mu, dmu=dmu, iteration=it, status=status,
+        K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history)
+
+
+def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State:
+    dtype = x0.dtype
+    T, m = us_init.shape
+    n = x0.shape[0]
+    if problem.has_limits:
+        us_init = jnp.clip(us_init, problem.control_lower, problem.control_upper)
+    xs = rollout(problem.dynamics, x0, us_init, params)
+    cost = trajectory_cost(problem, xs, us_init, params)
+    derivs, d2 = _derivatives(problem, xs, us_init, params, options, derivatives_fn)
+    finite = jnp.isfinite(cost) & _all_finite((xs, derivs, d2))
+    nan = jnp.full((options.max_iter + 1,), jnp.nan, dtype)
+    history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan)
+    return _State(
+        xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2,
+        mu=jnp.asarray(options.mu_init, dtype), dmu=jnp.asarray(1.0, dtype),
+        iteration=jnp.array(0, jnp.int32),
+        status=jnp.where(finite, _RUNNING if options.max_iter > 0 else Status.MAX_ITER,
+                         Status.NONFINITE).astype(jnp.int32),
+        K=jnp.zeros((T, m, n), dtype), k=jnp.zeros((T, m), dtype), history=history)
+
+
+def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, options: Options = Options(),
+                    derivatives_fn=trajectory_derivatives) -> Solution:
+    """:func:`solve` without input validation or ``jit`` (for use inside other transforms).
+
+    ``derivatives_fn(problem, xs, us, params) -> Derivatives`` replaces automatic
+    differentiation; benchmarks pass
+    :func:`~ilqg_jax.derivatives.finite_difference` to compare. It is not part
+    of :func:`solve`.
+    """
+    dtype = x0.dtype
+    us_init = us_init.astype(dtype)
+    alphas = step_sizes(options, dtype)
+    tol = effective_tol(options, dtype)
+    state = _init_state(problem, x0, us_init, params, options, derivatives_fn)
+    body = functools.partial(_iteration, problem, params, options, alphas, tol, derivatives_fn)
+    state = jax.lax.while_loop(lambda s: s.status == _RUNNING, body, state)
+    # Gains at the returned trajectory (what a feedback controller needs).
+    final = _backward(problem, state, state.mu, options)
+    K = jnp.where(final.ok, final.K, state.K)
+    k = jnp.where(final.ok, final.k, state.k)
+    return Solution(xs=state.xs, us=state.us, K=K, k=k, cost=state.cost, iterations=state.iteration,
+                    converged=state.status == Status.CONVERGED, status=state.status, history=state.history)
+
+
+_solve_jit = jax.jit(solve_unchecked, static_argnames=("options", "derivatives_fn"))
+
+
+def validate_options(options: Options) -> None:
+    """Raises ``TypeError``/``ValueError`` for an ill-formed :class:`Options`."""
+    if not isinstance(options, Options):
+        raise TypeError(f"options must be an ilqg_jax.Options, got {type(options).__name__}.")
+    if not isinstance(options.max_iter, (int, np.integer)) or options.max_iter < 0:
+        raise ValueError(f"Options.max_iter must be an int >= 0, got {options.max_iter!r}.")
+    if options.line_search not in ("backtracking", "parallel"):
+        raise ValueError(f"Options.line_search must be 'backtracking' or 'parallel', got {options.line_search!r}.")
+    if not options.line_search_steps >= 1:
+        raise ValueError(f"Options.line_search_steps must be >= 1, got {options.line_search_steps!r}.")
+    if not 0 < options.min_step <= 1:
+        raise ValueError(f"Options.min_step must be in (0, 1], got {options.min_step!r}.")
+    if not (0 <= options.mu_min <= options.mu_init <= options.mu_max) and not (options.mu_init == 0):
+        raise ValueError("Options need 0 <= mu_min <= mu_init <= mu_max (or mu_init = 0), got "
+                         f"mu_min={options.mu_min}, mu_init={options.mu_init}, mu_max={options.mu_max}.")
+    if not options.mu_factor > 1:
+        raise ValueError(f"Options.mu_factor must be > 1, got {options.mu_factor!r}.")
+    if not options.tol > 0:
+        raise ValueError(f"Options.tol must be > 0, got {options.tol!r}.")
+
+
+def solve(problem: Problem, x0, us_init, params=None, options: Options = Options()) -> Solution:
+    """Solves ``problem`` from ``x0`` by iLQG, starting from the controls ``us_init``.
+
+    The whole solve is one jit-compiled XLA program (``problem``'s functions
+    and ``options`` are static). Inputs are validated in Python first.
+
+    Args:
+      problem: the :class:`~ilqg_jax.Problem`.
+      x0: ``(n,)`` initial state.
+      us_init: ``(T, m)`` initial controls, ``T = problem.horizon``.
+      params: any pytree passed to every problem function (traced: it can be
+        batched with ``vmap`` and differentiated).
+      options: :class:`Options`.
+
+    Returns:
+      :class:`Solution` with ``xs: (T+1, n)``, ``us: (T, m)``, ``K: (T, m, n)``,
+      ``k: (T, m)``, ``cost``, ``iterations``, ``converged``, ``status``, ``history``.
+
+    Raises:
+      TypeError, ValueError: for malformed inputs (before tracing). Numerical
+        failure is reported in ``Solution.status``, never raised.
+    """
+    validate_options(options)
+    x0, us_init = validate_inputs(problem, x0, us_init, params)
+    return _solve_jit(problem, x0, us_init, params, options)

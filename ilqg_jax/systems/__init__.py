@@ -1,0 +1,1 @@
+"""Ready-made systems: dynamics, costs and problems, one module per system."""

@@ -1,0 +1,384 @@
+"""Specifications of the ready-made systems: two-link arm, cart-pole, acrobot.
+
+Oracles, all independent of the modules under test:
+  * the equations of motion are re-derived here from first principles: the
+    kinetic energy from the velocities of the centres of mass and the link
+    rotations, the potential energy from their heights; Lagrange's equations
+    by automatic differentiation;
+  * energy is conserved by the exact flow, so by RK4 at a small step;
+  * equilibria are where gravity's torque vanishes;
+  * the ready problems are judged by their physical goal (hand on target,
+    pole/links upright), not by a cost value.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import chex  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from jax import lax  # noqa: E402
+
+from ilqg_jax.problem import Problem  # noqa: E402
+from ilqg_jax.systems import acrobot, angles, cartpole, integrators, two_link_arm  # noqa: E402
+
+
+# ---------------------------------------------------------------------------
+# The oracle: Lagrangian mechanics from first principles.
+#
+# Each model below lists its rigid bodies as (mass, moment of inertia about the
+# centre of mass, centre-of-mass position r(q): (2,), angle phi(q)); the
+# generalised forces are (actuation matrix) @ u - (friction) @ qdot.
+# ---------------------------------------------------------------------------
+
+def _unit_from_x_axis(a):  # the arm: angles from the x-axis, counter-clockwise
+    return jnp.array([jnp.cos(a), jnp.sin(a)])
+
+
+def _unit_from_up(a):  # cart-pole, acrobot: angles from the upward vertical, clockwise
+    return jnp.array([jnp.sin(a), jnp.cos(a)])
+
+
+def arm_bodies(q, p):
+    # Li & Todorov's I1, I2 are about the joints (a1 = I1 + I2 + m2 l1^2), so
+    # the inertias about the centres of mass follow from the parallel-axis theorem.
+    return [
+        (p.m1, p.I1 - p.m1 * p.s1 ** 2, p.s1 * _unit_from_x_axis(q[0]), q[0]),
+        (p.m2, p.I2 - p.m2 * p.s2 ** 2,
+         p.l1 * _unit_from_x_axis(q[0]) + p.s2 * _unit_from_x_axis(q[0] + q[1]), q[0] + q[1]),
+    ]
+
+
+def cartpole_bodies(q, p):
+    return [
+        (p.cart_mass, 0.0, jnp.array([q[0], 0.0]), 0.0 * q[0]),
+        (p.pole_mass, p.pole_inertia, jnp.array([q[0], 0.0]) + p.pole_com * _unit_from_up(q[1]), q[1]),
+    ]
+
+
+def acrobot_bodies(q, p):
+    return [
+        (p.m1, p.I1 - p.m1 * p.lc1 ** 2, p.lc1 * _unit_from_up(q[0]), q[0]),
+        (p.m2, p.I2 - p.m2 * p.lc2 ** 2,
+         p.l1 * _unit_from_up(q[0]) + p.lc2 * _unit_from_up(q[0] + q[1]), q[0] + q[1]),
+    ]
+
+
+MODELS = {
+    # name: (module, bodies, gravity(p), actuation matrix, friction(p))
+    "two_link_arm": (two_link_arm, arm_bodies, lambda p: 0.0, np.eye(2), lambda p: p.B),
+    "cartpole": (cartpole, cartpole_bodies, lambda p: p.gravity, np.array([[1.0], [0.0]]),
+                 lambda p: jnp.zeros((2, 2))),
+    "acrobot": (acrobot, acrobot_bodies, lambda p: p.gravity, np.array([[0.0], [1.0]]),
+                lambda p: jnp.zeros((2, 2))),
+}
+SYSTEMS = sorted(MODELS)
+
+
+def kinetic(name, q, qdot, p):
+    def pose(q):
+        return [(r, phi) for _, _, r, phi in MODELS[name][1](q, p)]
+
+    _, velocities = jax.jvp(pose, (q,), (qdot,))
+    total = 0.0
+    for (m, inertia, _, _), (v, omega) in zip(MODELS[name][1](q, p), velocities):
+        total = total + 0.5 * m * v @ v + 0.5 * inertia * omega ** 2
+    return total
+
+
+def potential(name, q, p):
+    g = MODELS[name][2](p)
+    return sum(g * m * r[1] for m, _, r, _ in MODELS[name][1](q, p))
+
+
+def lagrangian_acceleration(name, x, u, p):
+    """qddot = M^-1 (tau + dL/dq - (d^2 L / dqdot dq) qdot - friction qdot), M = d^2 T / dqdot^2."""
+    _, _, _, actuation, friction = MODELS[name]
+    q, qdot = x[:2], x[2:]
+
+    def lagrangian(q, qdot):
+        return kinetic(name, q, qdot, p) - potential(name, q, p)
+
+    M = jax.hessian(kinetic, argnums=2)(name, q, qdot, p)
+    dL_dq = jax.grad(lagrangian, 0)(q, qdot)
+    mixed = jax.jacfwd(jax.grad(lagrangian, 1), 0)(q, qdot)
+    tau = jnp.asarray(actuation) @ u - friction(p) @ qdot
+    return jnp.linalg.solve(M, tau + dL_dq - mixed @ qdot)
+
+
+def random_states(seed, count=20):
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    q = jax.random.uniform(k1, (count, 2), minval=-jnp.pi, maxval=jnp.pi)
+    qdot = 2.0 * jax.random.normal(k2, (count, 2))
+    u = 3.0 * jax.random.normal(k3, (count, 2))
+    return jnp.concatenate([q, qdot], axis=1), u
+
+
+def frictionless(name, p):
+    return p._replace(B=jnp.zeros((2, 2))) if name == "two_link_arm" else p
+
+
+def simulate(dynamics, x0, p, steps, m):
+    def step(x, _):
+        x = dynamics(x, jnp.zeros(m), 0, p)
+        return x, x
+
+    _, xs = lax.scan(step, x0, None, length=steps)
+    return jnp.vstack([x0[None], xs])
+
+
+# ---------------------------------------------------------------------------
+# Dynamics against the Lagrangian oracle.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_dynamics_match_lagrangian_oracle(name):
+    module, _, _, actuation, _ = MODELS[name]
+    p = module.default_params()
+    xs, us = random_states(seed=SYSTEMS.index(name))
+    us = us[:, :actuation.shape[1]]
+    got = jax.jit(jax.vmap(module.continuous_dynamics, (0, 0, None)))(xs, us, p)
+    want_qddot = jax.jit(jax.vmap(lambda x, u: lagrangian_acceleration(name, x, u, p)))(xs, us)
+    chex.assert_trees_all_close(got[:, :2], xs[:, 2:], rtol=0, atol=0)
+    chex.assert_trees_all_close(got[:, 2:], want_qddot, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_energy_helpers_match_oracle(name):
+    module = MODELS[name][0]
+    p = module.default_params()
+    xs, _ = random_states(seed=10 + SYSTEMS.index(name))
+    for x in xs[:5]:
+        T = kinetic(name, x[:2], x[2:], p)
+        V = potential(name, x[:2], p)
+        np.testing.assert_allclose(module.kinetic_energy(x, p), T, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(module.potential_energy(x, p), V, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(module.energy(x, p), T + V, rtol=1e-12, atol=1e-12)
+
+
+def test_arm_matches_li_todorov_coefficients():
+    # The paper's a1, a2, a3 at its parameters, by hand: a1 = 0.025 + 0.045 + 1.1 * 0.09,
+    # a2 = 1.1 * 0.3 * 0.16, a3 = 0.045; M at th2 = 0 and th2 = pi/2.
+    p = two_link_arm.default_params()
+    a1, a2, a3 = 0.169, 0.0528, 0.045
+    for th2, c in ((0.0, 1.0), (jnp.pi / 2, 0.0)):
+        M = jax.hessian(kinetic, argnums=2)("two_link_arm", jnp.array([0.3, th2]), jnp.zeros(2), p)
+        chex.assert_trees_all_close(M, jnp.array([[a1 + 2 * a2 * c, a3 + a2 * c], [a3 + a2 * c, a3]]),
+                                    atol=1e-12)
+
+
+def test_hand_position_at_known_postures():
+    p = two_link_arm.default_params()
+    reach_ = 0.3 + 0.33
+    for q, want in (((0.0, 0.0), (reach_, 0.0)), ((jnp.pi / 2, 0.0), (0.0, reach_)),
+                    ((0.0, jnp.pi / 2), (0.3, 0.33)), ((0.0, jnp.pi), (0.3 - 0.33, 0.0))):
+        x = jnp.array([q[0], q[1], 0.0, 0.0])
+        chex.assert_trees_all_close(two_link_arm.hand_position(x, p), jnp.array(want), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Energy: conserved by the flow (checked with RK4), bounded under symplectic Euler.
+# ---------------------------------------------------------------------------
+
+def energy_drift(name, method, dt, seconds, seed):
+    module, _, _, actuation, _ = MODELS[name]
+    p = frictionless(name, module.default_params())
+    xs, _ = random_states(seed, count=1)
+    traj = simulate(module.dynamics(dt, method), xs[0], p, int(round(seconds / dt)), actuation.shape[1])
+    E = jax.vmap(module.energy, (0, None))(traj, p)
+    scale = jnp.max(jax.vmap(module.kinetic_energy, (0, None))(traj, p))  # energy that sloshes around
+    return np.asarray(jnp.abs(E - E[0]) / scale)
+
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_rk4_conserves_energy_without_control_or_friction(name):
+    drift = energy_drift(name, "rk4", dt=1e-3, seconds=3.0, seed=20 + SYSTEMS.index(name))
+    assert drift.max() < 1e-8, drift.max()
+
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_semi_implicit_euler_energy_error_stays_bounded(name):
+    # First order, so the error is O(dt) -- but it oscillates instead of growing:
+    # the worst error over the last third is no worse than over the first third,
+    # while explicit Euler at the same step keeps pumping energy in.
+    seed = 30 + SYSTEMS.index(name)
+    semi = energy_drift(name, "semi_implicit_euler", dt=1e-3, seconds=6.0, seed=seed)
+    explicit = energy_drift(name, "euler", dt=1e-3, seconds=6.0, seed=seed)
+    third = len(semi) // 3
+    assert semi.max() < 2e-2, semi.max()
+    assert semi[-third:].max() < 1.5 * semi[:third].max() + 1e-6, (semi[:third].max(), semi[-third:].max())
+    assert explicit[-1] > 3.0 * semi.max(), (explicit[-1], semi.max())
+
+
+def test_arm_friction_only_dissipates():
+    p = two_link_arm.default_params()
+    xs, _ = random_states(seed=40, count=1)
+    traj = simulate(two_link_arm.dynamics(1e-3), xs[0], p, 2000, 2)
+    E = jax.vmap(two_link_arm.energy, (0, None))(traj, p)
+    assert jnp.all(jnp.diff(E) <= 0.0)
+    # dE/dt = -qdot' B qdot at the start.
+    dE = jax.jvp(lambda x: two_link_arm.energy(x, p), (xs[0],),
+                 (two_link_arm.continuous_dynamics(xs[0], jnp.zeros(2), p),))[1]
+    np.testing.assert_allclose(dE, -xs[0, 2:] @ p.B @ xs[0, 2:], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Integrators on systems with a known answer.
+# ---------------------------------------------------------------------------
+
+def _linear(x, u, params):
+    return params @ x + jnp.concatenate([jnp.zeros(1), u])
+
+
+def test_rk4_is_fourth_order_on_a_linear_system():
+    A = jnp.array([[0.0, 1.0], [-4.0, -0.3]])
+    x0 = jnp.array([1.0, -0.5])
+    errors = []
+    for dt in (0.1, 0.05):
+        step = integrators.discretize(_linear, dt, "rk4")
+        x = simulate(step, x0, A, int(round(1.0 / dt)), 1)[-1]
+        errors.append(jnp.linalg.norm(x - jax.scipy.linalg.expm(A) @ x0))
+    assert 14.0 < errors[0] / errors[1] < 18.0, errors  # 2^4 = 16
+
+
+def test_semi_implicit_euler_is_symplectic_for_a_pendulum():
+    # A constant mass matrix: the one-step map must preserve area, det J = 1.
+    def pendulum(x, u, params):
+        return jnp.array([x[1], -params * jnp.sin(x[0]) + u[0]])
+
+    step = integrators.discretize(pendulum, 0.1, "semi_implicit_euler")
+    for x in (jnp.array([0.3, -1.0]), jnp.array([2.5, 3.0])):
+        J = jax.jacfwd(step)(x, jnp.array([0.7]), 0, 9.81)
+        np.testing.assert_allclose(jnp.linalg.det(J), 1.0, atol=1e-12)
+    J = jax.jacfwd(integrators.discretize(pendulum, 0.1, "euler"))(x, jnp.array([0.7]), 0, 9.81)
+    assert abs(jnp.linalg.det(J) - 1.0) > 1e-3  # explicit Euler is not
+
+
+def test_discretize_validates_and_compares_by_value():
+    f = cartpole.continuous_dynamics
+    assert integrators.discretize(f, 0.05) == integrators.discretize(f, 0.05)
+    assert hash(cartpole.swing_up()) == hash(cartpole.swing_up())
+    assert cartpole.swing_up() .terminal_cost == cartpole.swing_up().terminal_cost
+    with pytest.raises(ValueError, match="method"):
+        integrators.discretize(f, 0.05, "midpoint")
+    with pytest.raises(ValueError, match="dt"):
+        integrators.discretize(f, 0.0)
+
+
+# ---------------------------------------------------------------------------
+# Equilibria.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, hanging, upright", [
+    ("cartpole", [0.7, jnp.pi, 0.0, 0.0], [-0.4, 0.0, 0.0, 0.0]),
+    ("acrobot", [jnp.pi, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]),
+])
+def test_hanging_is_stable_and_upright_unstable_equilibrium(name, hanging, upright):
+    module, _, _, actuation, _ = MODELS[name]
+    p = module.default_params()
+    u = jnp.zeros(actuation.shape[1])
+    for x in (jnp.array(hanging), jnp.array(upright)):
+        chex.assert_trees_all_close(module.continuous_dynamics(x, u, p), jnp.zeros(4), atol=1e-12)
+        # and gravity does no work there: dV/dq = 0 (oracle).
+        chex.assert_trees_all_close(jax.grad(potential, 1)(name, x[:2], p), jnp.zeros(2), atol=1e-12)
+    eig_down = jnp.linalg.eigvals(jax.jacfwd(module.continuous_dynamics)(jnp.array(hanging), u, p))
+    eig_up = jnp.linalg.eigvals(jax.jacfwd(module.continuous_dynamics)(jnp.array(upright), u, p))
+    assert jnp.max(eig_down.real) < 1e-9  # marginally stable (no friction)
+    assert jnp.max(eig_up.real) > 1.0  # a fast unstable mode
+
+
+def test_arm_at_rest_with_zero_torque_stays_at_rest():
+    p = two_link_arm.default_params()
+    step = two_link_arm.dynamics()
+    qs = jax.random.uniform(jax.random.PRNGKey(50), (20, 2), minval=-jnp.pi, maxval=jnp.pi)
+    for q in qs:
+        x = jnp.concatenate([q, jnp.zeros(2)])
+        chex.assert_trees_all_close(two_link_arm.continuous_dynamics(x, jnp.zeros(2), p),
+                                    jnp.zeros(4), atol=0)
+        chex.assert_trees_all_close(step(x, jnp.zeros(2), 0, p), x, atol=0)
+
+
+# ---------------------------------------------------------------------------
+# Transformations: params are a pytree to batch and differentiate.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_dynamics_vmap_over_params_and_differentiate(name):
+    module, _, _, actuation, _ = MODELS[name]
+    p = module.default_params()
+    batch = jax.tree_util.tree_map(lambda a: a * jnp.linspace(0.9, 1.1, 3).reshape((3,) + (1,) * a.ndim), p)
+    x, u = random_states(seed=60)
+    x, u = x[0], u[0, :actuation.shape[1]]
+    step = jax.jit(module.dynamics())
+    out = jax.vmap(step, (None, None, None, 0))(x, u, 0, batch)
+    assert out.shape == (3, 4) and jnp.all(jnp.isfinite(out))
+    chex.assert_trees_all_close(out[1], step(x, u, 0, jax.tree_util.tree_map(lambda a: a[1], batch)),
+                                atol=1e-14)
+    grads = jax.grad(lambda p: jnp.sum(step(x, u, 0, p) ** 2))(p)
+    assert all(jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+
+
+def test_angle_costs_are_periodic_and_quadratic_near_target():
+    theta = jnp.array([0.01, 0.01 + 2 * jnp.pi, -0.01 - 4 * jnp.pi])
+    np.testing.assert_allclose(angles.angle_cost(theta), 0.5 * 0.01 ** 2, rtol=1e-4)
+    np.testing.assert_allclose(angles.wrap(theta), [0.01, 0.01, -0.01], atol=1e-12)
+    w = jnp.array([2.0, 3.0])
+    np.testing.assert_allclose(
+        angles.periodic_quadratic(jnp.array([0.2, 0.2 + 2 * jnp.pi]), jnp.zeros(2), w, (False, True)),
+        2.0 * 0.04 + 3.0 * 2.0 * (1 - jnp.cos(0.2)), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Ready problems, solved by ilqg_jax.solver.
+# ---------------------------------------------------------------------------
+
+def solve_ready(module, problem, params):
+    from ilqg_jax.solver import Options, solve
+
+    assert isinstance(problem, Problem)
+    x0 = module.initial_state(jnp.float64)
+    us0 = module.initial_controls(problem.horizon, jnp.float64)
+    sol = solve(problem, x0, us0, params, Options())
+    assert bool(sol.converged), (sol.status, sol.iterations)
+    assert jnp.all(jnp.isfinite(sol.xs)) and jnp.all(jnp.isfinite(sol.us))
+    chex.assert_trees_all_close(sol.xs[0], x0)
+    assert jnp.all(sol.us >= problem.control_lower - 1e-9) and jnp.all(sol.us <= problem.control_upper + 1e-9)
+    # The returned trajectory is the rollout of the returned controls.
+    chex.assert_trees_all_close(simulate_controls(problem, x0, sol.us, params), sol.xs, atol=1e-8)
+    return sol
+
+
+def simulate_controls(problem, x0, us, params):
+    def step(x, tu):
+        x = problem.dynamics(x, tu[1], tu[0], params)
+        return x, x
+
+    _, xs = lax.scan(step, x0, (jnp.arange(problem.horizon), us))
+    return jnp.vstack([x0[None], xs])
+
+
+def test_arm_reach_puts_hand_within_1cm_of_target():
+    p = two_link_arm.default_params()
+    sol = solve_ready(two_link_arm, two_link_arm.reach(), p)
+    miss = jnp.linalg.norm(two_link_arm.hand_position(sol.xs[-1], p) - jnp.array(two_link_arm.DEFAULT_TARGET))
+    assert miss < 0.01, miss
+    assert jnp.max(jnp.abs(sol.xs[-1, 2:])) < 0.1  # nearly at rest, rad/s
+
+
+def test_cartpole_swings_up_and_returns_to_centre():
+    p = cartpole.default_params()
+    sol = solve_ready(cartpole, cartpole.swing_up(), p)
+    xT = sol.xs[-1]
+    assert abs(angles.wrap(xT[1])) < 0.05, xT  # upright within ~3 degrees
+    assert abs(xT[0]) < 0.05, xT  # cart within 5 cm of the centre
+    assert jnp.max(jnp.abs(xT[2:])) < 0.1, xT  # and nearly at rest
+
+
+def test_acrobot_swings_up():
+    p = acrobot.default_params()
+    sol = solve_ready(acrobot, acrobot.swing_up(), p)
+    xT = sol.xs[-1]
+    assert jnp.max(jnp.abs(angles.wrap(xT[:2]))) < 0.05, xT  # both links upright within ~3 degrees
+    assert jnp.max(jnp.abs(xT[2:])) < 0.2, xT  # and nearly at rest
