@@ -29,8 +29,8 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_RESULTS_DIR", "README_PATH", "enable_x64", "jnp_dtype", "time_call", "aot_compile",
-    "first_call_overhead", "machine_info", "machine_line", "write_json", "load_results", "save_figure",
-    "new_figure", "table", "render_readme", "fmt", "rel_diff",
+    "first_call_overhead", "iqr_ms", "warm_compiler", "machine_info", "machine_line", "write_json",
+    "load_results", "save_figure", "new_figure", "table", "render_readme", "fmt", "rel_diff", "utc_now",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,6 +122,11 @@ def warm_compiler() -> None:
         jax.block_until_ready(jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((3, 3))))
         jax.block_until_ready(jax.jit(lambda x: jax.lax.scan(lambda c, a: (c + a, c), 0.0, x))(jnp.ones(3)))
         _WARMED = True
+
+
+def iqr_ms(timing: dict):
+    """The IQR of a :func:`time_call` result in ms, or ``None`` with fewer than 3 samples."""
+    return timing["iqr_s"] * 1e3 if timing.get("repeats", 0) >= 3 else None
 
 
 def aot_compile(fn: Callable, *args, clear: bool = True):

@@ -85,7 +85,7 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
 
     for r in records:
         r.pop("out")
-    rows = [[r["T"], r["method"], r["dtype"], r["timing"]["median_s"] * 1e3, r["timing"]["iqr_s"] * 1e3,
+    rows = [[r["T"], r["method"], r["dtype"], r["timing"]["median_s"] * 1e3, common.iqr_ms(r["timing"]),
              r["timing"]["median_s"] / r["T"] * 1e6, r["compile"]["total_s"] if r["compile"] else None,
              r.get("max_rel_diff_vs_ad")] for r in records]
     speed = []

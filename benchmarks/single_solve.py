@@ -163,7 +163,7 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
             if impl.startswith("NumPy") and c["dtype"] != "float64":
                 continue
             rows.append([c["problem"], impl, c["dtype"] if not impl.startswith("NumPy") else "float64", it, st,
-                         t["median_s"] * 1e3, t["iqr_s"] * 1e3, t["median_s"] / max(it, 1) * 1e6, comp, cost,
+                         t["median_s"] * 1e3, common.iqr_ms(t), t["median_s"] / max(it, 1) * 1e6, comp, cost,
                          common.rel_diff(cost, npr["loop"]["cost"])])
         base = npr["loop"]["timing"]["median_s"]
         pub, cmp_ = jx["timing_public"]["median_s"], jx["timing_compiled"]["median_s"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import time
 from typing import NamedTuple
 
 import jax
@@ -27,6 +28,7 @@ import numpy as np
 from ilqg_jax.backward import BackwardResult, backward_pass
 from ilqg_jax.derivatives import (Derivatives, dynamics_hessians, rollout, trajectory_cost,
                                   trajectory_derivatives)
+from ilqg_jax import implicit
 from ilqg_jax.problem import Problem, validate_inputs
 
 Array = jax.Array
@@ -77,6 +79,9 @@ class Options(NamedTuple):
       second_order: full DDP: add the dynamics' second derivatives contracted
         with ``Vx`` to the ``Q`` expansion (``jax.hessian`` of the dynamics).
       unroll: ``lax.scan`` unroll factor for backward and forward passes.
+      verbose: print one line per iteration while solving (iteration, cost,
+        ``mu``, ``alpha``, expected decrease, wall time) through
+        ``jax.debug.callback``; for single solves, not batches.
     """
 
     max_iter: int = 100
@@ -91,6 +96,7 @@ class Options(NamedTuple):
     min_reduction_ratio: float = 0.0
     second_order: bool = False
     unroll: int = 1
+    verbose: bool = False
 
 
 class History(NamedTuple):
@@ -297,10 +303,32 @@ def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _St
         mu=h.mu.at[it].set(mu),
         alpha=h.alpha.at[it].set(jnp.where(keep, alpha, jnp.nan)),
         expected=h.expected.at[it].set(full_expected))
+    if options.verbose:
+        jax.debug.callback(_log_iteration, it, history.cost[it], mu, history.alpha[it], full_expected, status,
+                           ordered=True)
     return _State(
         xs=pick(xs, state.xs), us=pick(us, state.us), cost=pick(cost, state.cost),
         derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), mu=mu, dmu=dmu, iteration=it, status=status,
         K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history)
+
+
+_clock = {"last": None}
+
+
+def _log_iteration(it, cost, mu, alpha, expected, status):
+    now = time.perf_counter()
+    last = _clock["last"] if _clock["last"] is not None else now
+    _clock["last"] = now
+    step = f"{float(alpha):8.4f}" if np.isfinite(alpha) else "  reject"
+    end = "" if int(status) == _RUNNING else f"  -> {Status(int(status)).name}"
+    print(f"iter {int(it):4d}  cost {float(cost):.10g}  mu {float(mu):9.3g}  alpha {step}  "
+          f"expected {float(expected):10.3g}  time {1e3 * (now - last):7.2f} ms{end}", flush=True)
+
+
+def _log_start(cost, status):
+    _clock["last"] = time.perf_counter()
+    end = "" if int(status) == _RUNNING else f"  -> {Status(int(status)).name}"
+    print(f"iter    0  cost {float(cost):.10g}  (initial rollout){end}", flush=True)
 
 
 def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State:
@@ -338,6 +366,8 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
     alphas = step_sizes(options, dtype)
     tol = effective_tol(options, dtype)
     state = _init_state(problem, x0, us_init, params, options, derivatives_fn)
+    if options.verbose:
+        jax.debug.callback(_log_start, state.cost, state.status, ordered=True)
     body = functools.partial(_iteration, problem, params, options, alphas, tol, derivatives_fn)
     state = jax.lax.while_loop(lambda s: s.status == _RUNNING, body, state)
     # Gains at the returned trajectory (what a feedback controller needs).
@@ -348,7 +378,23 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
                     converged=state.status == Status.CONVERGED, status=state.status, history=state.history)
 
 
-_solve_jit = jax.jit(solve_unchecked, static_argnames=("options", "derivatives_fn"))
+def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
+                                   options: Options = Options(), derivatives_fn=trajectory_derivatives) -> Solution:
+    """:func:`solve_unchecked` made differentiable in ``x0`` and ``params`` (no validation, no ``jit``).
+
+    The solver runs on ``lax.stop_gradient`` inputs (its iterations are never
+    differentiated); :func:`ilqg_jax.implicit.attach_gradients` then gives
+    ``xs``, ``us`` and ``cost`` the derivatives of the optimum by implicit
+    differentiation. Without a transform it computes exactly what
+    :func:`solve_unchecked` does.
+    """
+    stop = jax.lax.stop_gradient
+    sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options, derivatives_fn)
+    xs, us, cost = implicit.attach_gradients(problem, x0, params, sol.xs, sol.us, sol.cost)
+    return sol._replace(xs=xs, us=us, cost=cost)
+
+
+_solve_jit = jax.jit(differentiable_solve_unchecked, static_argnames=("options", "derivatives_fn"))
 
 
 def validate_options(options: Options) -> None:
@@ -393,6 +439,15 @@ def solve(problem: Problem, x0, us_init, params=None, options: Options = Options
     Raises:
       TypeError, ValueError: for malformed inputs (before tracing). Numerical
         failure is reported in ``Solution.status``, never raised.
+
+    Gradients: ``jax.grad``/``jax.vjp``/``jax.jvp`` of ``xs``, ``us`` and
+    ``cost`` with respect to ``x0`` and every leaf of ``params`` are those of
+    the optimum, by implicit differentiation of its optimality conditions
+    (one LQR sweep, see :mod:`ilqg_jax.implicit`), not through the iterations.
+    ``us_init`` gets a zero gradient (the optimum does not depend on it), and
+    so do ``K``, ``k`` and ``history``; controls on a limit are held fixed.
+    Away from convergence the gradients are those of the returned point taken
+    as the optimum (check ``status``).
     """
     validate_options(options)
     x0, us_init = validate_inputs(problem, x0, us_init, params)

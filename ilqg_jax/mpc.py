@@ -1,0 +1,317 @@
+"""Model-predictive control: iLQG re-solved at every step, warm-started.
+
+A receding-horizon controller (Tassa, Erez & Todorov 2012, "Synthesis and
+stabilization of complex behaviors through online trajectory optimization",
+Sec. IV): at every control step, solve the finite-horizon problem from the
+measured state with a small, fixed iteration budget, apply the first control,
+and keep the solution, shifted by one step, as the initial guess of the next
+solve. Few iterations suffice because consecutive problems differ by one step.
+
+The warm start is the previous policy, not only its controls: with
+``feedback=True`` the next solve starts from the closed-loop rollout
+``u_t = u_bar_t + K_t (x_t - x_bar_t)`` of the shifted solution from the
+*measured* state, so a disturbance (a mismatch between plant and model, a
+kick) is already corrected by the local feedback gains ``K`` before the first
+iteration; with ``feedback=False`` it starts from the shifted controls alone.
+(The control applied is the first control of the new solution; its feedback
+term is zero, since the solve starts at the measured state.)
+
+Everything is a pure function of NamedTuple pytrees: :meth:`MPC.init` and
+:meth:`MPC.step` are jit-compiled, :func:`simulate` runs a closed loop as one
+``lax.scan`` and so ``vmap``-s over initial states. Inputs are validated in
+Python before tracing; a solver failure inside the loop is reported in
+:attr:`MPCState.status`, never raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ilqg_jax.derivatives import rollout
+from ilqg_jax.problem import Problem, _as_float_array, _check_finite, validate_inputs
+from ilqg_jax.solver import Options, Solution, closed_loop_rollout, solve_unchecked, validate_options
+
+Array = jax.Array
+
+__all__ = ["MPC", "MPCState", "ClosedLoop", "simulate", "simulate_unchecked"]
+
+_FILLS = ("repeat", "zero")
+
+
+class MPCState(NamedTuple):
+    """The controller's state between steps (a pytree).
+
+    Attributes:
+      xs: ``(T+1, n)`` the plan the next solve starts from: the last solution
+        shifted by one step (before the first step, the rollout of the
+        initial controls).
+      us: ``(T, m)`` its controls.
+      K: ``(T, m, n)`` its feedback gains (zero before the first step).
+      cost: scalar, the planned cost of the last solve (NaN before the first step).
+      iterations: int32, iterations of the last solve.
+      status: int32 :class:`~ilqg_jax.Status` of the last solve (-1 before the first step).
+      t: int32, number of steps taken.
+    """
+
+    xs: Array
+    us: Array
+    K: Array
+    cost: Array
+    iterations: Array
+    status: Array
+    t: Array
+
+
+class ClosedLoop(NamedTuple):
+    """Result of :func:`simulate` (a pytree; ``vmap`` adds a leading axis to each field).
+
+    Attributes:
+      xs: ``(S+1, n)`` plant states, ``xs[0] == x0``.
+      us: ``(S, m)`` controls applied.
+      costs: ``(S,)`` the problem's running cost ``running_cost(x_t, u_t, 0, params)``
+        of each step, with the controller's ``params``.
+      plan_cost: ``(S,)`` the planned cost of each solve.
+      iterations: ``(S,)`` int32 iterations of each solve.
+      status: ``(S,)`` int32 :class:`~ilqg_jax.Status` of each solve.
+      final_state: the controller's :class:`MPCState` after the last step
+        (pass it to :func:`simulate` to go on).
+    """
+
+    xs: Array
+    us: Array
+    costs: Array
+    plan_cost: Array
+    iterations: Array
+    status: Array
+    final_state: MPCState
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MPC:
+    """A receding-horizon iLQG controller (a pytree: ``problem`` and ``params`` are its leaves).
+
+    Attributes:
+      problem: the :class:`~ilqg_jax.Problem` solved at every step; its
+        horizon is the look-ahead.
+      options: solver :class:`~ilqg_jax.Options`; ``max_iter`` is the
+        iteration budget per step (default 3).
+      params: the problem's ``params`` (traced: batch or differentiate them).
+      fill: how the shifted plan gets its new last control: ``"repeat"`` the
+        last one (and its gain) or ``"zero"``.
+      feedback: warm-start from the closed-loop rollout of the shifted policy
+        from the measured state (``True``) or from its controls alone.
+
+    Usage::
+
+        mpc = MPC(problem, Options(max_iter=3))
+        state = mpc.init(x0)
+        u, state = mpc.step(state, x)          # once per control period
+    """
+
+    problem: Problem
+    options: Options = Options(max_iter=3)
+    params: Any = None
+    fill: str = "repeat"
+    feedback: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.problem, Problem):
+            raise TypeError(f"problem must be an ilqg_jax.Problem, got {type(self.problem).__name__}.")
+        validate_options(self.options)
+        if self.fill not in _FILLS:
+            raise ValueError(f"fill must be one of {_FILLS}, got {self.fill!r}.")
+        if not isinstance(self.feedback, (bool, np.bool_)):
+            raise TypeError(f"feedback must be a bool, got {type(self.feedback).__name__}.")
+
+    def init(self, x0, us_init=None) -> MPCState:
+        """The controller's state before the first step.
+
+        Args:
+          x0: ``(n,)`` the state the first step is expected at (it fixes ``n``
+            and the dtype; the first step may be called with another state).
+          us_init: ``(T, m)`` initial controls; default zeros, with ``m`` taken
+            from the problem's control limits.
+
+        Returns:
+          :class:`MPCState` planning ``us_init`` from ``x0``.
+        """
+        if us_init is None:
+            if not self.problem.has_limits:
+                raise ValueError("us_init is required when the problem has no control limits "
+                                 "(the number of controls m is not known otherwise).")
+            m = np.shape(self.problem.control_lower)[0]
+            x0 = _as_float_array(x0, "x0")
+            us_init = jnp.zeros((self.problem.horizon, m), jnp.result_type(x0, float))
+        x0, us_init = validate_inputs(self.problem, x0, us_init, self.params)
+        return _init_jit(self, x0, us_init)
+
+    def step(self, state: MPCState, x) -> tuple[Array, MPCState]:
+        """One control step: solve from the measured state ``x``, return the first control.
+
+        Args:
+          state: the :class:`MPCState` from :meth:`init` or the previous step.
+          x: ``(n,)`` the measured state.
+
+        Returns:
+          ``(u, state)``: ``u: (m,)`` the control to apply now, within the
+          problem's limits, and the next :class:`MPCState`.
+        """
+        x = _check_state_and_x(state, x, "x")
+        return _step_jit(self, state, x)
+
+    def step_unchecked(self, state: MPCState, x: Array) -> tuple[Array, MPCState]:
+        """:meth:`step` without validation or ``jit``, for use inside ``jit``/``scan``/``vmap``."""
+        return step_unchecked(self, state, x)
+
+
+jax.tree_util.register_dataclass(MPC, data_fields=["problem", "params"],
+                                 meta_fields=["options", "fill", "feedback"])
+
+
+def _check_state_and_x(state, x, name: str) -> Array:
+    if not isinstance(state, MPCState):
+        raise TypeError(f"state must be an MPCState (from MPC.init or MPC.step), got {type(state).__name__}.")
+    x = _as_float_array(x, name)
+    n = np.shape(state.xs)[-1]
+    if np.shape(x) != (n,):
+        raise ValueError(f"{name} must have shape (n,) = ({n},) as the controller's state, got shape {np.shape(x)}.")
+    _check_finite(x, name)
+    return jnp.asarray(x, state.xs.dtype)
+
+
+def init_unchecked(mpc: MPC, x0: Array, us_init: Array) -> MPCState:
+    """:meth:`MPC.init` without validation or ``jit``."""
+    p = mpc.problem
+    if p.has_limits:
+        us_init = jnp.clip(us_init, p.control_lower, p.control_upper)
+    T, m = us_init.shape
+    dtype = x0.dtype
+    return MPCState(xs=rollout(p.dynamics, x0, us_init, mpc.params), us=us_init,
+                    K=jnp.zeros((T, m, x0.shape[0]), dtype), cost=jnp.asarray(jnp.nan, dtype),
+                    iterations=jnp.zeros((), jnp.int32), status=jnp.full((), -1, jnp.int32),
+                    t=jnp.zeros((), jnp.int32))
+
+
+def _shift(mpc: MPC, sol: Solution) -> tuple[Array, Array, Array]:
+    """The solution advanced by one step: ``(xs, us, K)`` with a new last step per ``mpc.fill``."""
+    T = mpc.problem.horizon
+    if mpc.fill == "repeat":
+        u_last, K_last = sol.us[-1], sol.K[-1]
+    else:
+        u_last, K_last = jnp.zeros_like(sol.us[-1]), jnp.zeros_like(sol.K[-1])
+    x_next = mpc.problem.dynamics(sol.xs[-1], u_last, jnp.asarray(T - 1), mpc.params)
+    xs = jnp.concatenate([sol.xs[1:], x_next[None]])
+    us = jnp.concatenate([sol.us[1:], u_last[None]])
+    K = jnp.concatenate([sol.K[1:], K_last[None]])
+    return xs, us, K
+
+
+def step_unchecked(mpc: MPC, state: MPCState, x: Array) -> tuple[Array, MPCState]:
+    """:meth:`MPC.step` without validation or ``jit`` (usable inside ``jit``, ``scan``, ``vmap``)."""
+    p = mpc.problem
+    x = x.astype(state.xs.dtype)
+    if mpc.feedback:
+        _, us_init, _ = closed_loop_rollout(p, x, state.xs, state.us, state.K, jnp.zeros_like(state.us),
+                                            0.0, mpc.params, unroll=mpc.options.unroll)
+    else:
+        us_init = state.us
+    sol = solve_unchecked(p, x, us_init, mpc.params, mpc.options)
+    xs, us, K = _shift(mpc, sol)
+    new = MPCState(xs=xs, us=us, K=K, cost=sol.cost, iterations=sol.iterations, status=sol.status,
+                   t=state.t + 1)
+    return sol.us[0], new
+
+
+_init_jit = jax.jit(init_unchecked)
+_step_jit = jax.jit(step_unchecked)
+
+
+# --- Closed loop ----------------------------------------------------------------------------------
+
+
+def simulate_unchecked(mpc: MPC, x0: Array, steps: int, plant: Optional[Callable] = None, params=None,
+                       disturbances: Optional[Array] = None, state: Optional[MPCState] = None) -> ClosedLoop:
+    """:func:`simulate` without validation or ``jit`` (for use inside other transforms)."""
+    plant = mpc.problem.dynamics if plant is None else plant
+    params = mpc.params if params is None else params
+    if state is None:
+        m = np.shape(mpc.problem.control_lower)[0]
+        state = init_unchecked(mpc, x0, jnp.zeros((mpc.problem.horizon, m), x0.dtype))
+    if disturbances is None:
+        disturbances = jnp.zeros((steps, x0.shape[0]), x0.dtype)
+
+    def body(carry, inp):
+        x, s = carry
+        t, d = inp
+        u, s = step_unchecked(mpc, s, x)
+        cost = mpc.problem.running_cost(x, u, jnp.zeros((), jnp.int32), mpc.params)
+        x_next = plant(x, u, t, params) + d
+        return (x_next, s), (x_next, u, cost, s.cost, s.iterations, s.status)
+
+    ts = jnp.arange(steps, dtype=jnp.int32)
+    (_, final), (xs, us, costs, plan_cost, iterations, status) = jax.lax.scan(
+        body, (x0, state), (ts, disturbances.astype(x0.dtype)))
+    return ClosedLoop(xs=jnp.concatenate([x0[None], xs]), us=us, costs=costs, plan_cost=plan_cost,
+                      iterations=iterations, status=status, final_state=final)
+
+
+_simulate_jit = jax.jit(simulate_unchecked, static_argnames=("steps", "plant"))
+
+
+def simulate(mpc: MPC, x0, steps: int, plant: Optional[Callable] = None, params=None,
+             disturbances=None, state: Optional[MPCState] = None) -> ClosedLoop:
+    """Runs ``mpc`` in closed loop with a plant for ``steps`` steps, as one ``lax.scan``.
+
+    ``x_{t+1} = plant(x_t, u_t, t, params) + disturbances[t]`` with
+    ``u_t, state = mpc.step(state, x_t)``. jit-compiled (``steps`` and
+    ``plant`` static); it ``vmap``-s over ``x0``, ``params`` and ``disturbances``.
+
+    Args:
+      mpc: the :class:`MPC` controller.
+      x0: ``(n,)`` initial plant state.
+      steps: number of control steps ``S >= 1``.
+      plant: ``(x: (n,), u: (m,), t, params) -> (n,)``, a hashable function
+        (default: the controller's own model, ``mpc.problem.dynamics``).
+      params: the plant's ``params`` (default ``mpc.params``).
+      disturbances: ``(S, n)`` added to the state after each plant step (a
+        kick), default zeros.
+      state: the controller's initial :class:`MPCState` (default
+        ``mpc.init(x0)``), e.g. the ``final_state`` of an earlier run.
+
+    Returns:
+      :class:`ClosedLoop` with ``xs: (S+1, n)``, ``us: (S, m)``, per-step
+      ``costs``, ``plan_cost``, ``iterations``, ``status`` and ``final_state``.
+
+    Raises:
+      TypeError, ValueError: for malformed inputs, naming the argument.
+    """
+    if not isinstance(mpc, MPC):
+        raise TypeError(f"mpc must be an ilqg_jax.MPC, got {type(mpc).__name__}.")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}.")
+    steps = int(steps)
+    if plant is not None and not callable(plant):
+        raise TypeError(f"plant must be callable (x, u, t, params) -> x_next, got {type(plant).__name__}.")
+    if state is None:
+        state = mpc.init(x0)
+    x0 = _check_state_and_x(state, x0, "x0")
+    n = x0.shape[0]
+    if disturbances is not None:
+        disturbances = _as_float_array(disturbances, "disturbances")
+        if np.shape(disturbances) != (steps, n):
+            raise ValueError(f"disturbances must have shape (steps, n) = ({steps}, {n}), "
+                             f"got shape {np.shape(disturbances)}.")
+        _check_finite(disturbances, "disturbances")
+    if plant is not None:
+        m = np.shape(state.us)[-1]
+        p = params if params is not None else mpc.params
+        out = jax.eval_shape(plant, x0, jnp.zeros((m,), x0.dtype), jnp.zeros((), jnp.int32), p)
+        if not hasattr(out, "shape") or tuple(out.shape) != (n,):
+            raise ValueError(f"plant must return the next state with shape (n,) = ({n},), got "
+                             f"{getattr(out, 'shape', type(out).__name__)}.")
+    return _simulate_jit(mpc, x0, steps, plant, params, disturbances, state)

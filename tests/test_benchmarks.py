@@ -1,0 +1,206 @@
+"""The benchmark baseline and harness.
+
+Oracles: a Riccati recursion for the linear-quadratic problem, hand-derived
+derivatives of the pendulum for the finite differences, and the JSON schema
+the README generator relies on for ``python -m benchmarks --quick``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks import numpy_ilqr, numpy_systems
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ----------------------------------------------------------------------------- LQR oracle
+
+def _lq_problem(n=3, m=2, T=30, seed=0):
+    rng = np.random.default_rng(seed)
+    A = np.eye(n) + 0.1 * rng.standard_normal((n, n))
+    B = 0.5 * rng.standard_normal((n, m))
+    G = rng.standard_normal((n, n))
+    Q = 0.1 * G @ G.T + 0.1 * np.eye(n)
+    R = np.diag(rng.uniform(0.5, 2.0, m))
+    Qf = 10.0 * np.eye(n)
+    x0 = rng.standard_normal(n)
+    return A, B, Q, R, Qf, x0, T
+
+
+def _riccati(A, B, Q, R, Qf, x0, T):
+    """Finite-horizon discrete LQR: ``P_T = Qf``, ``K_t = -(R + B'PB)^-1 B'PA``; returns ``(xs, us, cost)``."""
+    P = Qf
+    Ks = []
+    for _ in range(T):
+        K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        P = Q + A.T @ P @ A + A.T @ P @ B @ K
+        Ks.append(K)
+    Ks = Ks[::-1]
+    xs, us = [x0], []
+    for t in range(T):
+        us.append(Ks[t] @ xs[-1])
+        xs.append(A @ xs[-1] + B @ us[-1])
+    cost = 0.5 * x0 @ P @ x0
+    return np.array(xs), np.array(us), cost
+
+
+def _lq_callables(A, B, Q, R, Qf):
+    return (lambda x, u, t: A @ x + B @ u,
+            lambda x, u, t: 0.5 * x @ Q @ x + 0.5 * u @ R @ u,
+            lambda x: 0.5 * x @ Qf @ x)
+
+
+def test_numpy_ilqr_matches_riccati_in_one_step_without_regularization():
+    A, B, Q, R, Qf, x0, T = _lq_problem()
+    xs_ref, us_ref, cost_ref = _riccati(A, B, Q, R, Qf, x0, T)
+    f, l, lf = _lq_callables(A, B, Q, R, Qf)
+    res = numpy_ilqr.solve(f, l, lf, x0, np.zeros((T, B.shape[1])), mu_init=0.0)
+    assert res.converged, res.status
+    # One Newton step solves an LQ problem exactly; the second iteration sees no expected decrease.
+    assert res.iterations == 2
+    np.testing.assert_allclose(res.us, us_ref, rtol=0, atol=1e-7 * np.abs(us_ref).max())
+    np.testing.assert_allclose(res.xs, xs_ref, rtol=0, atol=1e-7 * np.abs(xs_ref).max())
+    assert res.cost == pytest.approx(cost_ref, rel=1e-10)
+
+
+def test_numpy_ilqr_matches_riccati_with_default_options():
+    A, B, Q, R, Qf, x0, T = _lq_problem(seed=1)
+    xs_ref, us_ref, cost_ref = _riccati(A, B, Q, R, Qf, x0, T)
+    f, l, lf = _lq_callables(A, B, Q, R, Qf)
+    res = numpy_ilqr.solve(f, l, lf, x0, np.random.default_rng(2).standard_normal((T, B.shape[1])))
+    assert res.converged, res.status
+    assert res.cost == pytest.approx(cost_ref, rel=1e-7)
+    # Cost within 1e-7 of optimal bounds the control error by ~sqrt(1e-7) of its scale.
+    np.testing.assert_allclose(res.us, us_ref, rtol=0, atol=1e-3 * np.abs(us_ref).max())
+    assert len(res.history_cost) == res.iterations + 1
+    assert np.all(np.diff(res.history_cost) <= 0)
+    assert res.time_derivatives > 0 and res.time_total >= res.time_derivatives
+
+
+def test_numpy_ilqr_stops_at_the_regularization_limit_when_quu_stays_indefinite():
+    # Running cost -u^2 (+ terminal x^2, so Quu = -2 + 2 at the last step, < 0 before it
+    # for mu < 2): with mu_max = 1 the Cholesky never succeeds.
+    f = lambda x, u, t: x + u  # noqa: E731
+    l = lambda x, u, t: -float(u @ u)  # noqa: E731
+    lf = lambda x: 0.5 * float(x @ x)  # noqa: E731
+    res = numpy_ilqr.solve(f, l, lf, np.ones(1), np.zeros((3, 1)), mu_init=1e-3, mu_max=1.0)
+    assert res.status == "regularization limit"
+    assert not res.converged
+    assert res.history_mu[-1] > 1.0
+    assert np.all(np.isnan(res.history_alpha))
+
+
+# ----------------------------------------------------------------------------- finite differences
+
+def _pendulum_analytic(xs, us, dt=0.05, g=10.0, m=1.0, l=1.0, qa=1.0, qv=0.1, r=0.1, qfa=100.0, qfv=10.0):
+    ag, au = 3 * g / (2 * l), 3 / (m * l**2)
+    c = np.cos(xs[:-1, 0])
+    T = us.shape[0]
+    fx = np.zeros((T, 2, 2))
+    fx[:, 0, 0] = 1 + dt**2 * ag * c
+    fx[:, 0, 1] = dt
+    fx[:, 1, 0] = dt * ag * c
+    fx[:, 1, 1] = 1
+    fu = np.zeros((T, 2, 1))
+    fu[:, 0, 0] = dt**2 * au
+    fu[:, 1, 0] = dt * au
+    lx = np.concatenate([dt * np.stack([qa * np.sin(xs[:-1, 0]), qv * xs[:-1, 1]], 1),
+                         [[qfa * np.sin(xs[-1, 0]), qfv * xs[-1, 1]]]])
+    lxx = np.zeros((T + 1, 2, 2))
+    lxx[:T, 0, 0] = dt * qa * c
+    lxx[:T, 1, 1] = dt * qv
+    lxx[T] = np.diag([qfa * np.cos(xs[-1, 0]), qfv])
+    return numpy_ilqr.FDDerivatives(fx=fx, fu=fu, lx=lx, lu=dt * r * us, lxx=lxx,
+                                    luu=np.full((T, 1, 1), dt * r), lux=np.zeros((T, 1, 2)))
+
+
+@pytest.mark.parametrize("vectorized", [False, True])
+def test_fd_derivatives_match_hand_derived_pendulum_derivatives(vectorized):
+    p = numpy_systems.pendulum_swing_up()
+    rng = np.random.default_rng(0)
+    us = rng.standard_normal((15, 1))
+    xs, _ = numpy_ilqr.rollout(p.dynamics, np.array([np.pi, 0.0]), us)
+    fd = numpy_ilqr.fd_derivatives(p.dynamics, p.running_cost, p.terminal_cost, xs, us, vectorized=vectorized)
+    ref = _pendulum_analytic(xs, us)
+    for name in ref._fields:
+        got, want = getattr(fd, name), getattr(ref, name)
+        assert got.shape == want.shape, name
+        # Central differences: round-off |f| eps / h, ~1e-9 (h = 1e-6) and ~1e-7 (h = 1e-4) of the largest entry.
+        tol = (1e-8 if name in ("fx", "fu", "lx", "lu") else 1e-6) * max(1.0, np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=name)
+
+
+def test_numpy_ports_equal_the_ilqg_jax_pendulum():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from ilqg_jax.systems import pendulum
+
+    assert numpy_systems.check_matches(numpy_systems.pendulum_swing_up(), pendulum.swing_up(100)) <= 1e-12
+    assert numpy_systems.check_matches(numpy_systems.pendulum_seed(), pendulum.seed_problem()) <= 1e-12
+
+
+# ----------------------------------------------------------------------------- the harness
+
+def _positive(x):
+    return isinstance(x, (int, float)) and x > 0
+
+
+def test_quick_benchmarks_run_and_write_sane_results(tmp_path):
+    """``python -m benchmarks --quick`` exits 0 and writes JSON/PNG/README the README generator can read."""
+    from benchmarks.__main__ import REGISTRY
+
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    print(f"python -m benchmarks --quick took {elapsed:.0f} s")
+
+    for name in REGISTRY:
+        path = tmp_path / f"{name}.json"
+        assert path.exists(), name
+        data = json.loads(path.read_text())
+        for key in ("name", "title", "quick", "command", "machine", "duration_s", "tables", "checks", "data"):
+            assert key in data, (name, key)
+        assert data["quick"] is True
+        assert data["machine"]["cpu_count"] >= 1 and data["machine"]["jax"]
+        assert all(data["checks"].values()), (name, data["checks"])
+        for t in data["tables"]:
+            assert all(len(r) == len(t["columns"]) for r in t["rows"]), (name, t["title"])
+        for fig in data.get("figures", []):
+            assert (tmp_path / fig).stat().st_size > 10_000, fig
+
+    single = json.loads((tmp_path / "single_solve.json").read_text())["data"]
+    assert {c["problem"] for c in single["cases"]} == {"swing_up", "seed"}
+    for c in single["cases"]:
+        assert c["cost_agree"] is True and c["cost_rel_diff"] <= 1e-6
+        assert c["jax"]["converged"] and c["numpy"]["loop"]["converged"]
+        assert _positive(c["jax"]["timing_public"]["median_s"]) and _positive(c["jax"]["timing_compiled"]["median_s"])
+        assert _positive(c["jax"]["compile"]["total_s"])
+        assert _positive(c["numpy"]["loop"]["timing"]["median_s"])
+        assert c["jax"]["iterations"] == c["numpy"]["loop"]["iterations"]
+
+    e2e = json.loads((tmp_path / "end_to_end.json").read_text())["data"]["records"]
+    assert {r["T"] for r in e2e} == {50, 100, 200}
+    assert {r["method"] for r in e2e} >= {"NumPy FD loop", "JAX + AD"}
+    assert all(_positive(r["timing"]["median_s"]) for r in e2e)
+
+    speed = json.loads((tmp_path / "derivative_speed.json").read_text())["data"]["records"]
+    assert all(_positive(r["timing"]["median_s"]) for r in speed)
+
+    acc = json.loads((tmp_path / "derivative_accuracy.json").read_text())["data"]
+    assert any(s["system"] == "pendulum.seed_problem" for s in acc["systems"])
+
+    readme = (tmp_path / "README.md").read_text()
+    for name in REGISTRY:
+        assert json.loads((tmp_path / f"{name}.json").read_text())["title"] in readme
