@@ -83,29 +83,43 @@ def backward_pass(
       :class:`BackwardResult`.
     """
     T, m = d.lu.shape
+    n = d.lx.shape[1]
     dtype = d.lx.dtype
     limited = control_lower is not None
     eye = jnp.eye(m, dtype=dtype)
+    eye_n = jnp.eye(n, dtype=dtype)
     if limited and k_warm is None:
         k_warm = jnp.zeros((T, m), dtype)
 
-    def step(carry, inputs):
+    # Pack per time step (outside the scan, vectorised): z = [x; u], f_z = [fx fu], l_z = [lx; lu],
+    # l_zz = [[lxx, lux'], [lux, luu]]. Each scan step then needs a handful of small products,
+    # which matters on CPU where every operation inside a loop has a fixed cost.
+    fz = jnp.concatenate([d.fx, d.fu], axis=2)  # (T, n, n+m)
+    lz = jnp.concatenate([d.lx[:-1], d.lu], axis=1)  # (T, n+m)
+    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
+                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)  # (T, n+m, n+m)
+    inputs = {"fz": fz, "lz": lz, "lzz": lzz}
+    if second_order is not None:
+        fxx, fuu, fux = second_order
+        inputs["fzz"] = jnp.concatenate([jnp.concatenate([fxx, jnp.swapaxes(fux, 2, 3)], axis=3),
+                                         jnp.concatenate([fux, fuu], axis=3)], axis=2)  # (T, n, n+m, n+m)
+    if limited:
+        inputs["u"] = us
+        inputs["k_warm"] = k_warm
+
+    def step(carry, inp):
         Vx, Vxx, ok = carry
-        fx, fu, lx, lu, lxx, luu, lux = inputs["d"]
-        Qx = lx + fx.T @ Vx
-        Qu = lu + fu.T @ Vx
-        Qxx = lxx + fx.T @ Vxx @ fx
-        Quu = luu + fu.T @ Vxx @ fu
-        Qux = lux + fu.T @ Vxx @ fx
+        fz = inp["fz"]
+        Qz = inp["lz"] + Vx @ fz
+        Qzz = inp["lzz"] + fz.T @ (Vxx @ fz)
         if second_order is not None:
-            fxx, fuu, fux = inputs["d2"]
-            Qxx = Qxx + jnp.tensordot(Vx, fxx, axes=1)
-            Quu = Quu + jnp.tensordot(Vx, fuu, axes=1)
-            Qux = Qux + jnp.tensordot(Vx, fux, axes=1)
-        Quu_reg = _symmetrize(Quu) + mu * eye
+            Qzz = Qzz + jnp.tensordot(Vx, inp["fzz"], axes=1)
+        Qzz = _symmetrize(Qzz)
+        Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
+        Quu_reg = Quu + mu * eye
         if limited:
-            u = inputs["u"]
-            qp = boxqp.box_qp(Quu_reg, Qu, control_lower - u, control_upper - u, inputs["k_warm"])
+            u = inp["u"]
+            qp = boxqp.box_qp(Quu_reg, Qu, control_lower - u, control_upper - u, inp["k_warm"])
             k = qp.x
             K = -boxqp.free_subspace_solve(Quu_reg, Qux, qp.free)
             step_ok = (qp.status != boxqp.BoxQPStatus.NOT_POSITIVE_DEFINITE) & jnp.all(jnp.isfinite(K))
@@ -114,17 +128,14 @@ def backward_pass(
             kK = -linalg.cho_solve(L, jnp.concatenate([Qu[:, None], Qux], axis=1))
             k, K = kK[:, 0], kK[:, 1:]
             step_ok = jnp.all(jnp.isfinite(L))
-        Vx_new = Qx + K.T @ Quu @ k + K.T @ Qu + Qux.T @ k
-        Vxx_new = _symmetrize(Qxx + K.T @ Quu @ K + K.T @ Qux + Qux.T @ K)
+        # With G = [I; K]: Vxx = G' Qzz G and Vx = G' (Qz + Qzz[:, u] k), i.e. Tassa et al. (2012) eq. (11)
+        # Vx = Qx + K'Quu k + K'Qu + Qux'k, Vxx = Qxx + K'Quu K + K'Qux + Qux'K (unregularised Quu).
+        G = jnp.concatenate([eye_n, K], axis=0)
+        Vx_new = (Qz + Qzz[:, n:] @ k) @ G
+        Vxx_new = _symmetrize(G.T @ (Qzz @ G))
         dV = jnp.stack([k @ Qu, 0.5 * k @ Quu @ k])
         return (Vx_new, Vxx_new, ok & step_ok), (K, k, dV, Vx_new, Vxx_new)
 
-    inputs = {"d": (d.fx, d.fu, d.lx[:-1], d.lu, d.lxx[:-1], d.luu, d.lux)}
-    if second_order is not None:
-        inputs["d2"] = second_order
-    if limited:
-        inputs["u"] = us
-        inputs["k_warm"] = k_warm
     init = (d.lx[-1], d.lxx[-1], jnp.array(True))
     (_, _, ok), (K, k, dV, Vx, Vxx) = jax.lax.scan(step, init, inputs, reverse=True, unroll=unroll)
     Vx = jnp.concatenate([Vx, d.lx[-1:]])
