@@ -7,22 +7,18 @@ For each horizon ``T`` (``pendulum.swing_up(T)`` from ``x0 = [pi, 0]``,
   point per call, "loop", and, in full mode, whole-trajectory "vectorized");
 * **JAX + FD**: the ilqg_jax solver with its derivatives replaced by the
   central-difference twin ``ilqg_jax.derivatives.finite_difference``;
-* **JAX + AD**: ``ilqg_jax.solve`` as shipped (jacfwd/hessian).
+* **JAX + AD**: the ilqg_jax solver as shipped (jacfwd/hessian).
 
-JAX rows call the ahead-of-time compiled solver (no per-call input
-validation), in float32 and float64 (under ``--quick``, JAX + FD in float64
-only, and NumPy "loop" only). The solver has no public switch for its
-derivatives, so "JAX + FD" is compiled while
-``ilqg_jax.solver.trajectory_derivatives`` is temporarily bound to
-``finite_difference`` (caches are cleared before and after, so nothing
-compiled under the substitution is reused elsewhere). One iteration of the
-solver is a backward pass over ``T`` steps plus a few rollouts of ``T``
-steps, so the time per iteration should grow linearly with ``T``.
+Both JAX rows are ``ilqg_jax.solver.solve_unchecked`` compiled ahead of
+time (no per-call input validation), differing only in its
+``derivatives_fn`` argument (``trajectory_derivatives`` or
+``finite_difference``), in float32 and float64 (under ``--quick``: JAX + FD
+only at ``T = 100`` in float64, and NumPy "loop" only). One iteration is a
+backward pass over ``T`` steps plus a few rollouts of ``T`` steps, so the
+time per iteration should grow linearly with ``T``.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import numpy as np
 
@@ -31,46 +27,29 @@ from benchmarks import common, numpy_ilqr, numpy_systems
 TITLE = "End to end: solves over a horizon sweep (NumPy FD, JAX + FD, JAX + AD)"
 DEFAULT_DTYPES = ("float32", "float64")
 COST_RTOL = 1e-6
-FD_VIA = ("runtime substitution of ilqg_jax.solver.trajectory_derivatives by "
-          "ilqg_jax.derivatives.finite_difference (the solver has no derivatives option)")
+FD_VIA = "ilqg_jax.solver.solve_unchecked(..., derivatives_fn=ilqg_jax.derivatives.finite_difference)"
 
 
 def _sizes(quick):
     return (50, 100, 200) if quick else (50, 100, 200, 500, 1000, 2000)
 
 
-@contextlib.contextmanager
-def _fd_derivatives_in_solver():
-    import jax
-
-    import ilqg_jax.solver as S
-    from ilqg_jax.derivatives import finite_difference
-
-    original = S.trajectory_derivatives
-    jax.clear_caches()
-    S.trajectory_derivatives = finite_difference
-    try:
-        yield S
-    finally:
-        S.trajectory_derivatives = original
-        jax.clear_caches()
-
-
 def _jax_solve(problem, x0, us0, dtype, method, quick):
+    import inspect
+
     import jax.numpy as jnp
 
     import ilqg_jax as ilqg
     import ilqg_jax.solver as S
+    from ilqg_jax.derivatives import finite_difference, trajectory_derivatives
 
+    if "derivatives_fn" not in inspect.signature(S.solve_unchecked).parameters:
+        return None                       # an ilqg_jax without the hook: no JAX + FD row
+    derivatives_fn = trajectory_derivatives if method == "JAX + AD" else finite_difference
     x0j, usj = jnp.asarray(x0, dtype), jnp.asarray(us0, dtype)
-    if method == "JAX + AD":
-        compiled, comp = common.aot_compile(lambda a, b: ilqg.solve(problem, a, b), x0j, usj)
-    else:
-        if not hasattr(S, "trajectory_derivatives"):
-            return None
-        with _fd_derivatives_in_solver() as solver:
-            compiled, comp = common.aot_compile(
-                lambda a, b: solver.solve_unchecked(problem, a, b, None, ilqg.Options()), x0j, usj, clear=False)
+    compiled, comp = common.aot_compile(
+        lambda a, b: S.solve_unchecked(problem, a, b, None, ilqg.Options(), derivatives_fn=derivatives_fn),
+        x0j, usj)
     sol = compiled(x0j, usj)
     t = common.time_call(lambda: compiled(x0j, usj), repeats=3 if quick else 7)
     it = int(sol.iterations)
@@ -111,8 +90,8 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
         ref = next(r["cost"] for r in records if r["T"] == T and r["method"] == "NumPy FD loop")
         for dtype in dtypes:
             for method in ("JAX + FD", "JAX + AD"):
-                if quick and method == "JAX + FD" and dtype != "float64" and "float64" in dtypes:
-                    continue          # --quick: FD in float64 only (each variant is a compile)
+                if quick and method == "JAX + FD" and (T != 100 or (dtype != "float64" and "float64" in dtypes)):
+                    continue          # --quick: FD at T = 100 in float64 only (each variant is a compile)
                 print(f"[end_to_end] T={T} {method} {dtype}", flush=True)
                 out = _jax_solve(problem, x0, us0, common.jnp_dtype(dtype), method, quick)
                 if out is None:

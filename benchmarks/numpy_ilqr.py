@@ -39,7 +39,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["solve", "fd_derivatives", "FDDerivatives", "NumpyResult", "DEFAULT_ALPHAS", "rollout",
+__all__ = ["solve", "fd_derivatives", "backward_pass", "FDDerivatives", "NumpyResult", "DEFAULT_ALPHAS", "rollout",
            "trajectory_cost"]
 
 DEFAULT_ALPHAS = tuple(10.0 ** np.linspace(0.0, -3.0, 11))

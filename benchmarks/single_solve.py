@@ -15,7 +15,9 @@ import numpy as np
 from benchmarks import common, numpy_ilqr, numpy_systems
 
 TITLE = "Single solve: pendulum swing-up, ilqg_jax vs NumPy finite-difference iLQR"
-DEFAULT_DTYPES = ("float64",)
+#: float64 is the reference; the full run adds float32 rows (``--dtype`` overrides both).
+DEFAULT_DTYPES = ("float64", "float32")
+QUICK_DTYPES = ("float64",)
 HORIZON = 100
 SEED = 0
 COST_RTOL = {"float64": 1e-6, "float32": 1e-3}
@@ -92,7 +94,8 @@ def _plot(data, results_dir):
     for case in data["cases"]:
         bars = [("ilqg_jax.solve", case["jax"]["timing_public"]["median_s"]),
                 ("compiled", case["jax"]["timing_compiled"]["median_s"])]
-        bars += [(f"NumPy FD {mode}", r["timing"]["median_s"]) for mode, r in case["numpy"].items()]
+        if case["dtype"] == "float64":   # the NumPy baseline runs once per problem, in float64
+            bars += [(f"NumPy FD {mode}", r["timing"]["median_s"]) for mode, r in case["numpy"].items()]
         for impl, sec in bars:
             labels.append(f"{case['problem']}\n{case['dtype']}\n{impl}")
             values.append(sec * 1e3)
@@ -103,15 +106,17 @@ def _plot(data, results_dir):
     ax.set_yscale("log")
     ax.set_ylabel("time per solve (ms, log scale)")
     ax.set_title(f"Pendulum, T={HORIZON}: wall time of one solve (median)")
-    for color, name in ((c, n) for n, c in palette.items()):
-        ax.bar([0], [0], color=color, label=name)
-    ax.legend(fontsize=8)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=n) for n, c in palette.items()], fontsize=8)
 
     ax = axes[0, 1]
     for case, ls in zip(data["cases"], ("-", "--", ":", "-.")):
         best = min(case["jax"]["cost"], case["numpy"]["loop"]["cost"])
-        for impl, hist, color in (("ilqg_jax", case["jax"]["history_cost"], "tab:blue"),
-                                  ("NumPy FD", case["numpy"]["loop"]["history_cost"], "tab:red")):
+        lines = [("ilqg_jax", case["jax"]["history_cost"], "tab:blue" if case["dtype"] == "float64" else "tab:cyan")]
+        if case["dtype"] == "float64":
+            lines.append(("NumPy FD", case["numpy"]["loop"]["history_cost"], "tab:red"))
+        for impl, hist, color in lines:
             h = np.asarray(hist, dtype=float)
             gap = np.maximum((h - best) / abs(best), 1e-17)
             ax.semilogy(np.arange(len(h)), gap, ls, color=color, label=f"{impl}, {case['problem']} ({case['dtype']})")
@@ -122,9 +127,11 @@ def _plot(data, results_dir):
     return [common.save_figure(fig, results_dir, "single_solve.png")]
 
 
-def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DEFAULT_RESULTS_DIR) -> dict:
+def run(quick: bool = False, dtypes=None, results_dir: str = common.DEFAULT_RESULTS_DIR) -> dict:
     """Solves both pendulum problems with ilqg_jax and the NumPy baseline; returns the JSON dict."""
     common.enable_x64()
+    if dtypes is None:
+        dtypes = QUICK_DTYPES if quick else DEFAULT_DTYPES
     x0 = np.array([np.pi, 0.0])
     us0 = initial_controls()
     cases, checks = [], {}

@@ -52,6 +52,7 @@ import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 
 from ilqg_jax.backward import backward_pass
@@ -257,8 +258,17 @@ def _optimum_jvp(fns: _Functions, primals, tangents):
     residual = functools.partial(kkt_residual, problem, xs, us, lams)
     _, dR = jax.jvp(residual, (params, x0), (dparams, dx0))
     b = (-dR[0], jnp.where(free, -dR[1], 0.0), -dR[2])
-    dx, du, _ = jax.lax.custom_linear_solve(
-        functools.partial(kkt_matvec, h, free), b, solve=lambda _, rhs: solve_kkt(h, free, rhs), symmetric=True)
+    # One flat right-hand side: custom_linear_solve transposes only when every part of it depends on
+    # the tangents, and here some parts may not (e.g. only x0 is differentiated).
+    b_flat, unravel = jax.flatten_util.ravel_pytree(b)
+
+    def flat(fn):
+        return lambda v: jax.flatten_util.ravel_pytree(fn(unravel(v)))[0]
+
+    z = jax.lax.custom_linear_solve(flat(functools.partial(kkt_matvec, h, free)), b_flat,
+                                    solve=lambda _, rhs: flat(functools.partial(solve_kkt, h, free))(rhs),
+                                    symmetric=True)
+    dx, du, _ = unravel(z)
     # Envelope theorem: at the optimum d cost = dL/dparams . dparams + lam_0 . dx0.
     _, dcost = jax.jvp(functools.partial(lagrangian, problem, xs, us, lams), (params, x0), (dparams, dx0))
     return (xs, us, cost), (dx, du, dcost.astype(cost.dtype))

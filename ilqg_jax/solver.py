@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import numbers
 import time
 from typing import NamedTuple
 
@@ -29,7 +30,7 @@ from ilqg_jax.backward import BackwardResult, backward_pass
 from ilqg_jax.derivatives import (Derivatives, dynamics_hessians, rollout, trajectory_cost,
                                   trajectory_derivatives)
 from ilqg_jax import implicit
-from ilqg_jax.problem import Problem, validate_inputs
+from ilqg_jax.problem import Problem, validate_inputs, with_dtype
 
 Array = jax.Array
 
@@ -49,8 +50,15 @@ class Status(enum.IntEnum):
       lowered the cost even with heavy regularisation (a local minimum that
       the tolerance could not certify, or a non-convexity the solver cannot
       leave).
-    - ``NONFINITE``: NaN/inf in the initial rollout, in the derivatives, or in
-      every candidate step; the result is the last finite trajectory.
+    - ``NONFINITE``: NaN/inf stopped the solver: the initial rollout or its
+      cost or derivatives are not finite (``iterations == 0``); the derivatives
+      are not finite at an accepted step (the step is not taken); or the
+      solver stalled -- a decrease below the tolerance, or ``mu`` past
+      ``mu_max`` -- while steps it tried ran into NaN/inf (a non-finite
+      region, or an overflow of a cost that is unbounded below). The result
+      is the last finite trajectory.
+
+    Every solve stops after at most ``Options.max_iter`` iterations.
     """
 
     CONVERGED = 0
@@ -212,7 +220,11 @@ def _accept(cost, new_cost, expected, ratio):
 
 
 def _line_search(problem, params, options, state: _State, bw: BackwardResult, alphas):
-    """Returns ``(accepted, alpha, xs, us, cost, all_nonfinite)``."""
+    """Returns ``(accepted, alpha, xs, us, cost, hit_nonfinite)``.
+
+    ``hit_nonfinite``: a step size tried before (or instead of) the accepted one
+    gave a non-finite cost -- progress was blocked by NaN/inf.
+    """
     x0 = state.xs[0]
     roll = functools.partial(closed_loop_rollout, problem, x0, state.xs, state.us, bw.K, bw.k,
                              params=params, unroll=options.unroll)
@@ -224,22 +236,23 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
         xs, us, costs = jax.vmap(roll)(alphas)
         ok = _accept(state.cost, costs, jax.vmap(expected)(alphas), options.min_reduction_ratio)
         i = jnp.argmax(ok)
-        return ok[i], alphas[i], xs[i], us[i], costs[i], ~jnp.any(jnp.isfinite(costs))
+        tried = jnp.where(ok[i], jnp.arange(alphas.shape[0]) < i, True)
+        return ok[i], alphas[i], xs[i], us[i], costs[i], jnp.any(tried & ~jnp.isfinite(costs))
 
     def cond(c):
         i, accepted = c[0], c[1]
         return (~accepted) & (i < alphas.shape[0])
 
     def body(c):
-        i, _, _, _, _, _, any_finite = c
+        i, _, _, _, _, _, hit_nonfinite = c
         alpha = alphas[i]
         xs, us, cost = roll(alpha)
         ok = _accept(state.cost, cost, expected(alpha), options.min_reduction_ratio)
-        return i + 1, ok, alpha, xs, us, cost, any_finite | jnp.isfinite(cost)
+        return i + 1, ok, alpha, xs, us, cost, hit_nonfinite | ~jnp.isfinite(cost)
 
     init = (jnp.array(0), jnp.array(False), alphas[0], state.xs, state.us, state.cost, jnp.array(False))
-    _, accepted, alpha, xs, us, cost, any_finite = jax.lax.while_loop(cond, body, init)
-    return accepted, alpha, xs, us, cost, ~any_finite
+    _, accepted, alpha, xs, us, cost, hit_nonfinite = jax.lax.while_loop(cond, body, init)
+    return accepted, alpha, xs, us, cost, hit_nonfinite
 
 
 def _derivatives(problem, xs, us, params, options, derivatives_fn):
@@ -262,17 +275,32 @@ def _backward(problem, state: _State, mu, options) -> BackwardResult:
 
 def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _State) -> _State:
     bw = _backward(problem, state, state.mu, options)
-    full_expected = -(bw.dV[0] + bw.dV[1])
-    small_gradient = bw.ok & (full_expected < tol * jnp.abs(state.cost))
 
     def search(_):
         return _line_search(problem, params, options, state, bw, alphas)
 
     def skip(_):
-        return jnp.array(False), jnp.asarray(jnp.nan, state.cost.dtype), state.xs, state.us, state.cost, \
-            jnp.array(False)
+        return _no_step(state)
 
-    accepted, alpha, xs, us, cost, all_nonfinite = jax.lax.cond(bw.ok, search, skip, None)
+    step = jax.lax.cond(bw.ok, search, skip, None)
+    return _update(problem, params, options, tol, derivatives_fn, state, bw, step)
+
+
+def _no_step(state: _State):
+    """The line search's result when the backward pass failed: no step taken."""
+    return jnp.array(False), jnp.asarray(jnp.nan, state.cost.dtype), state.xs, state.us, state.cost, jnp.array(False)
+
+
+def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: BackwardResult, step) -> _State:
+    """The rest of an iteration, given the backward pass ``bw`` and the line search's ``step``.
+
+    ``step = (accepted, alpha, xs, us, cost, hit_nonfinite)`` as returned by
+    :func:`_line_search` (or :func:`_no_step`); :mod:`ilqg_jax.batch` runs its
+    own batched line search and then this same update on every member.
+    """
+    accepted, alpha, xs, us, cost, hit_nonfinite = step
+    full_expected = -(bw.dV[0] + bw.dV[1])
+    small_gradient = bw.ok & (full_expected < tol * jnp.abs(state.cost))
 
     derivs, d2 = jax.lax.cond(accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn),
                               lambda _: (state.derivs, state.d2), None)
@@ -285,13 +313,19 @@ def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _St
 
     rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
     it = state.iteration + 1
+    # A small decrease is convergence only if NaN/inf did not cut the step short: a solver
+    # stalled against a non-finite region (or an overflow) reports NONFINITE, not CONVERGED.
+    small_step = accepted & (rel_decrease < tol)
     status = jnp.select(
         [accepted & ~derivs_finite,
-         (accepted & (rel_decrease < tol)) | small_gradient,
-         ~accepted & (mu > options.mu_max) & all_nonfinite,
+         small_gradient,
+         small_step & hit_nonfinite,
+         small_step,
+         ~accepted & (mu > options.mu_max) & hit_nonfinite,
          ~accepted & (mu > options.mu_max),
          it >= options.max_iter],
-        [Status.NONFINITE, Status.CONVERGED, Status.NONFINITE, Status.REGULARIZATION_LIMIT, Status.MAX_ITER],
+        [Status.NONFINITE, Status.CONVERGED, Status.NONFINITE, Status.CONVERGED, Status.NONFINITE,
+         Status.REGULARIZATION_LIMIT, Status.MAX_ITER],
         _RUNNING).astype(jnp.int32)
 
     # A step into a region where the derivatives are not finite is not taken.
@@ -363,6 +397,7 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
     """
     dtype = x0.dtype
     us_init = us_init.astype(dtype)
+    problem = with_dtype(problem, dtype)  # limits in the solve's dtype (float32 solves under x64)
     alphas = step_sizes(options, dtype)
     tol = effective_tol(options, dtype)
     state = _init_state(problem, x0, us_init, params, options, derivatives_fn)
@@ -370,8 +405,12 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
         jax.debug.callback(_log_start, state.cost, state.status, ordered=True)
     body = functools.partial(_iteration, problem, params, options, alphas, tol, derivatives_fn)
     state = jax.lax.while_loop(lambda s: s.status == _RUNNING, body, state)
-    # Gains at the returned trajectory (what a feedback controller needs).
-    final = _backward(problem, state, state.mu, options)
+    return _solution(problem, options, state)
+
+
+def _solution(problem, options, state: _State) -> Solution:
+    """The :class:`Solution` of a finished ``state``, with the gains at the returned trajectory."""
+    final = _backward(problem, state, state.mu, options)  # what a feedback controller needs
     K = jnp.where(final.ok, final.K, state.K)
     k = jnp.where(final.ok, final.k, state.k)
     return Solution(xs=state.xs, us=state.us, K=K, k=k, cost=state.cost, iterations=state.iteration,
@@ -397,25 +436,55 @@ def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, 
 _solve_jit = jax.jit(differentiable_solve_unchecked, static_argnames=("options", "derivatives_fn"))
 
 
+def _option_integer(options: Options, name: str, low: int) -> None:
+    v = getattr(options, name)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"Options.{name} must be an int >= {low}, got {type(v).__name__} ({v!r:.40}).")
+    if v < low:
+        raise ValueError(f"Options.{name} must be an int >= {low}, got {v}.")
+
+
+def _option_real(options: Options, name: str, expected: str, ok) -> None:
+    v = getattr(options, name)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"Options.{name} must be a real number {expected} (a Python or NumPy scalar: options are "
+                        f"static), got {type(v).__name__} ({v!r:.40}).")
+    if not (np.isfinite(v) and ok(float(v))):
+        raise ValueError(f"Options.{name} must be a finite number {expected}, got {v!r}.")
+
+
 def validate_options(options: Options) -> None:
-    """Raises ``TypeError``/``ValueError`` for an ill-formed :class:`Options`."""
+    """Checks every field of ``options``: ``TypeError`` for a wrong type, ``ValueError`` for a bad value.
+
+    Options are static (hashed by ``jit``), so numbers must be Python or NumPy
+    scalars, not JAX arrays; ``bool`` is not accepted where a number is meant.
+    """
     if not isinstance(options, Options):
         raise TypeError(f"options must be an ilqg_jax.Options, got {type(options).__name__}.")
-    if not isinstance(options.max_iter, (int, np.integer)) or options.max_iter < 0:
-        raise ValueError(f"Options.max_iter must be an int >= 0, got {options.max_iter!r}.")
+    _option_integer(options, "max_iter", 0)
+    _option_integer(options, "line_search_steps", 1)
+    _option_integer(options, "unroll", 1)
+    _option_real(options, "tol", "> 0", lambda v: v > 0)
+    _option_real(options, "mu_init", ">= 0", lambda v: v >= 0)
+    _option_real(options, "mu_min", ">= 0", lambda v: v >= 0)
+    _option_real(options, "mu_max", "> 0", lambda v: v > 0)
+    _option_real(options, "mu_factor", "> 1", lambda v: v > 1)
+    _option_real(options, "min_step", "in (0, 1]", lambda v: 0 < v <= 1)
+    _option_real(options, "min_reduction_ratio", "in [0, 1)", lambda v: 0 <= v < 1)
+    if not options.mu_min <= options.mu_max:
+        raise ValueError(f"Options need mu_min <= mu_max, got mu_min={options.mu_min}, mu_max={options.mu_max}.")
+    if not (options.mu_init == 0 or options.mu_min <= options.mu_init <= options.mu_max):
+        raise ValueError("Options need mu_min <= mu_init <= mu_max (or mu_init = 0), got "
+                         f"mu_min={options.mu_min}, mu_init={options.mu_init}, mu_max={options.mu_max}.")
+    if not isinstance(options.line_search, str):
+        raise TypeError(f"Options.line_search must be a str, 'backtracking' or 'parallel', got "
+                        f"{type(options.line_search).__name__} ({options.line_search!r:.40}).")
     if options.line_search not in ("backtracking", "parallel"):
         raise ValueError(f"Options.line_search must be 'backtracking' or 'parallel', got {options.line_search!r}.")
-    if not options.line_search_steps >= 1:
-        raise ValueError(f"Options.line_search_steps must be >= 1, got {options.line_search_steps!r}.")
-    if not 0 < options.min_step <= 1:
-        raise ValueError(f"Options.min_step must be in (0, 1], got {options.min_step!r}.")
-    if not (0 <= options.mu_min <= options.mu_init <= options.mu_max) and not (options.mu_init == 0):
-        raise ValueError("Options need 0 <= mu_min <= mu_init <= mu_max (or mu_init = 0), got "
-                         f"mu_min={options.mu_min}, mu_init={options.mu_init}, mu_max={options.mu_max}.")
-    if not options.mu_factor > 1:
-        raise ValueError(f"Options.mu_factor must be > 1, got {options.mu_factor!r}.")
-    if not options.tol > 0:
-        raise ValueError(f"Options.tol must be > 0, got {options.tol!r}.")
+    for name in ("second_order", "verbose"):
+        v = getattr(options, name)
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"Options.{name} must be a bool, got {type(v).__name__} ({v!r:.40}).")
 
 
 def solve(problem: Problem, x0, us_init, params=None, options: Options = Options()) -> Solution:

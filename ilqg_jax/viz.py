@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_trajectory", "plot_history", "basin_map", "animate", "save"]
+__all__ = ["plot_trajectory", "plot_history", "basin_map", "animate", "animation_gif", "save"]
 
 
 def _time_axes(xs, us, dt):
@@ -160,6 +160,44 @@ def animate(xs, draw: Callable, dt: float = 0.05, path: Optional[str] = None, ex
             anim.save(path, writer=animation.PillowWriter(fps=fps))
         plt.close(fig)
     return anim
+
+
+def animation_gif(xs, draw: Callable, dt: float = 0.05, extent: float = 1.2, title: Optional[str] = None,
+                  frames: int = 40, dpi: int = 60) -> bytes:
+    """A small looping GIF of :func:`animate`, for inline display (``IPython.display.Image(data=...)``).
+
+    The states are subsampled by the smallest stride that divides ``T`` and keeps
+    at most about ``frames`` frames (so the last state is shown), and the GIF
+    still plays in real time. Drawing dominates the cost (tens of ms a frame),
+    so keep ``frames`` small.
+
+    Args:
+      xs: ``(T+1, n)`` states; draw, dt, extent, title: as in :func:`animate`.
+      frames: approximate number of frames; dpi: resolution (a 4 in square).
+
+    Returns:
+      The GIF file's bytes.
+    """
+    import os
+    import tempfile
+
+    from matplotlib import animation
+
+    xs = np.asarray(xs)
+    steps = xs.shape[0] - 1
+    stride = max(1, -(-steps // max(1, frames)))
+    divisors = [s for s in range(stride, 2 * stride + 1) if steps % s == 0]
+    stride = divisors[0] if divisors else stride
+    anim = animate(xs[::stride], draw, dt * stride, extent=extent, title=title)
+    fd, path = tempfile.mkstemp(suffix=".gif")
+    os.close(fd)
+    try:
+        anim.save(path, writer=animation.PillowWriter(fps=max(1, int(round(1.0 / (dt * stride))))), dpi=dpi)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        plt.close(anim._fig)
+        os.remove(path)
 
 
 def save(fig, path: str, dpi: int = 120) -> str:

@@ -128,18 +128,25 @@ def initial_controls(horizon: int, dtype=None) -> Array:
     return jnp.full((horizon, 1), 1.0, dtype=dtype)
 
 
-def swing_up(horizon: int = 60, dt: float = 0.05, control_weight: float = 0.01,
+def swing_up(horizon: int = 40, dt: float = 0.05, control_weight: float = 0.03,
              force_limit: float = FORCE_LIMIT) -> Problem:
     """Swing the pole up from hanging and bring the cart back to the centre.
 
-    Running cost ``dt * (0.1 p^2 + control_weight * f^2)`` (a light leash on
-    the cart); terminal cost on ``x_T - UPRIGHT`` with weights
-    ``(100, 100, 10, 10)`` on ``(p, th, p_dot, th_dot)``, the angle through
-    ``2 (1 - cos th)`` (:func:`angles.periodic_quadratic`). RK4 dynamics.
+    Running cost ``dt * (d(x, UPRIGHT) + control_weight * f^2)`` with state
+    weights ``(1, 1, 0.1, 0.1)`` on ``(p, th, p_dot, th_dot)``; terminal cost
+    ``d(x_T, UPRIGHT)`` with weights ``(100, 100, 10, 10)``. ``d`` is
+    :func:`angles.periodic_quadratic`: squares, except ``2 (1 - cos th)`` for
+    the angle. RK4 dynamics.
 
     Start from :func:`initial_state` with :func:`initial_controls`; goal at
-    ``T * dt`` s (3 s by default): ``|wrap(th)| < 0.05`` rad, ``|p| < 0.05`` m,
+    ``T * dt`` s (2 s by default): ``|wrap(th)| < 0.05`` rad, ``|p| < 0.05`` m,
     velocities below 0.1 (m/s, rad/s).
+
+    Tuning (with :func:`ilqg_jax.solve` at default ``Options``): a 2 s horizon
+    converges in ~30 iterations from any of the constant pushes tried
+    (+-0.5 to 2 N); 3 s horizons admit more swing-up strategies and took
+    up to 100 iterations or stalled in a local minimum. The running state
+    cost keeps the intermediate iterates tame.
 
     Args:
       horizon: ``T`` steps. dt: step (s). control_weight: effort weight (1/N^2).
@@ -152,7 +159,7 @@ def swing_up(horizon: int = 60, dt: float = 0.05, control_weight: float = 0.01,
     periodic = (False, True, False, False)
     return Problem(
         dynamics=dynamics(dt),
-        running_cost=angles.RunningCost(UPRIGHT, (0.1, 0.0, 0.0, 0.0), periodic,
+        running_cost=angles.RunningCost(UPRIGHT, (1.0, 1.0, 0.1, 0.1), periodic,
                                         float(control_weight), float(dt)),
         terminal_cost=angles.TerminalCost(UPRIGHT, (100.0, 100.0, 10.0, 10.0), periodic),
         horizon=horizon,

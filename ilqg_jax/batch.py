@@ -1,0 +1,476 @@
+"""Many solves at once: :func:`solve_batch` over initial states, initial controls and parameters.
+
+``jax.vmap(solve)`` already solves a batch, but on CPU it is slow for three
+reasons, each measured in ``benchmarks/batch.py`` (and in its profile,
+``benchmarks/results/batch.json``):
+
+1. **The line search.** Under ``vmap`` a ``lax.while_loop`` runs until its
+   last member stops, and ``lax.cond`` computes both branches. The
+   backtracking search therefore costs as many rollouts per iteration as the
+   worst member of the batch needs (usually all ``line_search_steps``), and
+   the parallel search always costs all of them. Here every member first
+   tries ``alpha = 1`` (about three steps in four are accepted at once on
+   the pendulum); only the members that reject it are gathered into a small
+   buffer and try the remaining step sizes, in parallel. Each member gets
+   exactly the step size :func:`~ilqg_jax.solve` would choose (the largest
+   accepted one, in the same order), whichever ``Options.line_search`` is set.
+2. **Finished members.** A vmapped solve runs every member until the slowest
+   one stops (``max_iter`` as soon as one member of the batch needs it). Here
+   the batch is worked through in *slots*: a fixed number of members are
+   iterated together; once a share of them have stopped, their results are
+   written out and the slots are refilled with the next members. The work is
+   then proportional to the *mean* number of iterations, not the maximum.
+3. **Cache.** The state of a slot (trajectory, derivatives) is small, so
+   a few hundred members at a time stay in cache; a vmap over thousands of
+   members streams every intermediate through memory at every time step.
+
+Each member is still exactly the iteration of :func:`ilqg_jax.solve` -- the
+same backward pass, rollouts, acceptance test, regularisation schedule and
+stopping rule (the functions of :mod:`ilqg_jax.solver` are reused, vmapped) --
+so every member's :class:`~ilqg_jax.Solution` equals the single solve's, and
+members never disturb each other: each stops on its own, with its own status
+and iteration count.
+
+**Devices.** With several devices (``jax.devices()``), the batch is split
+evenly over a 1-D mesh (``jax.sharding.Mesh`` with axis ``"batch"``) by
+``jax.shard_map``: padded to a multiple of the device count (with copies of
+the last member), solved independently on every device, unpadded. This works
+across hosts once ``jax.distributed.initialize()`` has run (every process
+passes the same full batch; the result is a global array sharded over the
+processes -- ``jax.experimental.multihost_utils.process_allgather`` copies it
+to every host).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ilqg_jax import implicit, solver
+from ilqg_jax.derivatives import trajectory_derivatives
+from ilqg_jax.problem import Problem, _as_float_array, _is_concrete, validate_inputs, with_dtype
+from ilqg_jax.solver import Options, Solution, Status
+
+Array = jax.Array
+
+__all__ = ["solve_batch", "default_slots", "batch_main", "BATCH_AXIS"]
+
+#: Name of the mesh axis the batch is split over.
+BATCH_AXIS = "batch"
+
+#: Members iterated together per device on CPU (measured in ``benchmarks/batch.py``: per-member cost
+#: is lowest between about 64 and 256 on a 2-core x86 machine; see the module docstring, point 3).
+CPU_SLOTS = 128
+#: Step sizes every searching member tries at once, before the rest are tried on the rejecting members only.
+_FIRST_STEPS = 1
+#: Capacity of the buffer of members that try the remaining step sizes, as a fraction of the slots.
+_FALLBACK_FRACTION = 1 / 8
+#: Refill the slots once this fraction of them holds a finished member.
+_REFILL_FRACTION = 1 / 8
+#: ``status`` of a slot that holds no member (never written out).
+_EMPTY = -2
+
+
+def default_slots(backend: Optional[str] = None) -> Optional[int]:
+    """Members iterated together per device by default: :data:`CPU_SLOTS` on CPU, all of them elsewhere.
+
+    On an accelerator one wide batch costs about as much as a narrow one, so
+    every member of a device's share is iterated at once (``None``).
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return CPU_SLOTS if backend == "cpu" else None
+
+
+# --- validation (Python, before tracing) ------------------------------------------------------------
+
+
+def _leading(name: str, shape, N: int, what: str):
+    return ValueError(f"{name} must have a leading batch axis of size N = {N} (the number of rows of x0s){what}, "
+                      f"got shape {tuple(shape)}.")
+
+
+def _bad_rows(a, N: int) -> np.ndarray:
+    """Indices of the members (first axis) with a NaN/inf entry; empty for tracers."""
+    if not _is_concrete(a):
+        return np.zeros(0, int)
+    arr = np.asarray(a)
+    if not jnp.issubdtype(arr.dtype, jnp.inexact):
+        return np.zeros(0, int)
+    return np.flatnonzero(~np.isfinite(arr.reshape(N, -1)).all(axis=1))
+
+
+def _member(tree, j: int):
+    return jax.tree_util.tree_map(lambda a: a[j], tree)
+
+
+def _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite):
+    """Checks a batch before tracing; returns ``(x0s, us_inits, us_axis, nonfinite_members)`` in the solve's dtype."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be an ilqg_jax.Problem, got {type(problem).__name__}.")
+    if on_nonfinite not in ("raise", "status"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'status', got {on_nonfinite!r}.")
+    x0s = _as_float_array(x0s, "x0s")
+    us_inits = _as_float_array(us_inits, "us_inits")
+    if np.ndim(x0s) != 2:
+        hint = " (one initial state: use ilqg_jax.solve, or x0[None] for a batch of one)" if np.ndim(x0s) == 1 else ""
+        raise ValueError(f"x0s must have shape (N, n), one initial state per row, got shape {np.shape(x0s)}{hint}.")
+    N, n = np.shape(x0s)
+    if N < 1:
+        raise ValueError(f"x0s must hold at least one initial state, got shape {np.shape(x0s)}.")
+    T = problem.horizon
+    if np.ndim(us_inits) == 2:
+        us_axis = None
+    elif np.ndim(us_inits) == 3:
+        us_axis = 0
+        if np.shape(us_inits)[0] != N:
+            raise _leading("us_inits", np.shape(us_inits), N,
+                           f" when batched, i.e. shape (N, T, m) = ({N}, {T}, m); or pass one (T, m) = ({T}, m) "
+                           "array shared by all members")
+    else:
+        raise ValueError(f"us_inits must have shape (T, m) = ({T}, m), shared by all members, or (N, T, m) = "
+                         f"({N}, {T}, m), one per member; got shape {np.shape(us_inits)}.")
+    if params_axis not in (None, 0):
+        raise ValueError(f"params_axis must be None (params shared by all members) or 0 (every leaf of params "
+                         f"has a leading batch axis of size N), got {params_axis!r}.")
+    if params_axis == 0:
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        if not leaves:
+            raise ValueError("params_axis=0 needs params with array leaves to batch over, got "
+                             f"{type(params).__name__}; use params_axis=None for shared params.")
+        for path, leaf in leaves:
+            shape = np.shape(leaf)
+            if len(shape) < 1 or shape[0] != N:
+                raise _leading(f"params{jax.tree_util.keystr(path)}", shape, N, " (params_axis=0)")
+
+    bad_x0 = _bad_rows(x0s, N)
+    bad_us = _bad_rows(us_inits, N) if us_axis == 0 else np.zeros(0, int)
+    bad = np.union1d(bad_x0, bad_us).astype(int)
+    if bad.size and on_nonfinite == "raise":
+        what = "x0s" if bad_x0.size else "us_inits"
+        j = int(bad_x0[0] if bad_x0.size else bad_us[0])
+        raise ValueError(
+            f"{what}[{j}] is not finite ({np.asarray(x0s if what == 'x0s' else us_inits)[j].ravel()[:6]}); "
+            f"{bad.size} member(s) have NaN/inf in x0s or us_inits: {bad[:10].tolist()}"
+            f"{' ...' if bad.size > 10 else ''}. Pass on_nonfinite='status' to solve the others and get "
+            "Status.NONFINITE (0 iterations) for these.")
+
+    good = np.setdiff1d(np.arange(N), bad)
+    j = int(good[0]) if good.size else 0
+    x0_j = x0s[j] if good.size else np.zeros((n,), np.asarray(x0s).dtype if _is_concrete(x0s) else x0s.dtype)
+    us_j = us_inits[j] if us_axis == 0 else us_inits
+    if us_axis == 0 and not good.size:
+        us_j = np.zeros(np.shape(us_inits)[1:], us_j.dtype)
+    p_j = _member(params, j) if params_axis == 0 else params
+    try:
+        x0_j, us_j = validate_inputs(problem, x0_j, us_j, p_j)
+    except (TypeError, ValueError) as e:
+        where = f"x0s[{j}], " + (f"us_inits[{j}]" if us_axis == 0 else "us_inits") + (
+            f", params[{j}]" if params_axis == 0 else "")
+        raise type(e)(f"checking member {j} ({where}): {e}") from e
+    dtype = x0_j.dtype
+    return jnp.asarray(x0s, dtype), jnp.asarray(us_inits, dtype), us_axis, bad
+
+
+# --- one batched iteration --------------------------------------------------------------------------
+
+
+class _Nominal(NamedTuple):
+    """What a rollout of one member needs: the nominal trajectory, its cost, gains and expected decrease."""
+
+    xs: Array
+    us: Array
+    cost: Array
+    K: Array
+    k: Array
+    dV: Array
+
+
+def _try_steps(problem, options, nominal: _Nominal, params, alphas):
+    """One member, several step sizes at once: the line search of :func:`ilqg_jax.solver._line_search`.
+
+    Returns ``(accepted, alpha, xs, us, cost, hit_nonfinite)`` for the first
+    (largest) accepted ``alpha``; ``hit_nonfinite`` over the step sizes tried
+    before it (all of them when none is accepted).
+    """
+    roll = functools.partial(solver.closed_loop_rollout, problem, nominal.xs[0], nominal.xs, nominal.us,
+                             nominal.K, nominal.k, params=params, unroll=options.unroll)
+    xs, us, costs = jax.vmap(roll)(alphas)
+    expected = -(alphas * nominal.dV[0] + alphas**2 * nominal.dV[1])
+    ok = solver._accept(nominal.cost, costs, expected, options.min_reduction_ratio)
+    i = jnp.argmax(ok)
+    tried = jnp.where(ok[i], jnp.arange(alphas.shape[0]) < i, True)
+    return ok[i], alphas[i], xs[i], us[i], costs[i], jnp.any(tried & ~jnp.isfinite(costs))
+
+
+def _line_search(problem, options, alphas, nominal: _Nominal, params, params_axis, searching):
+    """The line search of every ``searching`` member of a batch (others: ``accepted = False``).
+
+    Stage 1: every member tries the first :data:`_FIRST_STEPS` step sizes.
+    Stage 2, while some member rejected them all: up to ``capacity`` such
+    members are gathered and try all the remaining step sizes at once.
+    """
+    S, A = searching.shape[0], alphas.shape[0]
+    first = min(_FIRST_STEPS, A)
+    try_steps = jax.vmap(functools.partial(_try_steps, problem, options), in_axes=(0, params_axis, None))
+    found, alpha, xs, us, cost, hit = try_steps(nominal, params, alphas[:first])
+    found, hit = found & searching, hit & searching
+    if first == A:
+        return found, alpha, xs, us, cost, hit
+    capacity = max(1, math.ceil(S * _FALLBACK_FRACTION))
+    rest = alphas[first:]
+
+    def more(c):
+        return jnp.any(c[0])
+
+    def fallback(c):
+        need, found, alpha, xs, us, cost, hit = c
+        idx = jnp.nonzero(need, size=capacity, fill_value=S)[0]
+        gather = functools.partial(jax.tree_util.tree_map, lambda a: a[jnp.minimum(idx, S - 1)])
+        f2, a2, xs2, us2, c2, h2 = try_steps(gather(nominal), gather(params) if params_axis == 0 else params, rest)
+        h2 = h2 | gather(hit)
+
+        def put(dst, src):
+            return dst.at[idx].set(src, mode="drop")
+
+        return (put(need, jnp.zeros_like(f2)), put(found, f2), put(alpha, a2), put(xs, xs2), put(us, us2),
+                put(cost, c2), put(hit, h2))
+
+    init = (searching & ~found, found, alpha, xs, us, cost, hit)
+    _, found, alpha, xs, us, cost, hit = jax.lax.while_loop(more, fallback, init)
+    return found, alpha, xs, us, cost, hit
+
+
+def _where(mask, new, old):
+    """``new`` where ``mask`` (one bool per member, leading axis), else ``old``; leaf by leaf."""
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def _iterate(problem, options, alphas, tol, params_axis, state, params):
+    """One iteration of every running member (``state`` has a leading member axis); others unchanged."""
+    running = state.status == solver._RUNNING
+    backward = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options))
+    bw = backward(state)
+    nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV)
+    step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
+    update = functools.partial(solver._update, problem, options=options, tol=tol,
+                               derivatives_fn=trajectory_derivatives)
+    new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
+                   in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
+    return _where(running, new, state)
+
+
+# --- slots: iterate a few members at a time, refill as they finish ----------------------------------
+
+
+class _Slots(NamedTuple):
+    state: Any     # solver._State with a leading slot axis
+    params: Any    # the slots' params (a leading slot axis when batched)
+    member: Array  # (S,) index of the member in each slot; N = none
+    next: Array    # index of the next member to load
+    out: Solution  # (N, ...) results, filled as members finish
+
+
+def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, slots, progress):
+    """Solves every member of ``x0s: (N, n)`` on the current device, ``slots`` members at a time."""
+    N = x0s.shape[0]
+    S = N if slots is None else max(1, min(int(slots), N))
+    dtype = x0s.dtype
+    alphas = solver.step_sizes(options, dtype)
+    tol = solver.effective_tol(options, dtype)
+    init_one = functools.partial(solver._init_state, problem, options=options,
+                                 derivatives_fn=trajectory_derivatives)
+
+    def load(member):
+        i = jnp.minimum(member, N - 1)
+        us = us_inits[i] if us_axis == 0 else us_inits
+        p = _member(params, i) if params_axis == 0 else params
+        state = jax.vmap(lambda x, u, q: init_one(x0=x, us_init=u, params=q),
+                         in_axes=(0, us_axis, params_axis))(x0s[i], us, p)
+        return state._replace(status=jnp.where(member < N, state.status, _EMPTY)), p
+
+    iterate = functools.partial(_iterate, problem, options, alphas, tol, params_axis)
+    finish = jax.vmap(functools.partial(solver._solution, problem, options))
+    refill_at = max(1, math.ceil(S * _REFILL_FRACTION))
+
+    def running(c):
+        return c.state.status == solver._RUNNING
+
+    def done(c):
+        return (c.member < N) & (c.state.status != solver._RUNNING)
+
+    def inner_more(c):
+        queue = c.next < N
+        return jnp.any(running(c)) & (~queue | (jnp.sum(done(c)) < refill_at))
+
+    def inner(c):
+        return c._replace(state=iterate(c.state, c.params))
+
+    def harvest(c):
+        d = done(c)
+        out = jax.tree_util.tree_map(lambda o, s: o.at[jnp.where(d, c.member, N)].set(s, mode="drop"), c.out,
+                                     finish(c.state))
+        member = jnp.where(d, c.next + jnp.cumsum(d) - 1, c.member)
+        member = jnp.where(member < N, member, N)
+        fresh, fresh_params = load(member)
+        state = _where(d, fresh, c.state)
+        slot_params = _where(d, fresh_params, c.params) if params_axis == 0 else c.params
+        nxt = jnp.minimum(c.next + jnp.sum(d), N)
+        if progress is not None:
+            jax.debug.callback(progress, nxt - jnp.sum(member < N), N)
+        return _Slots(state, slot_params, member, nxt, out)
+
+    def outer(c):
+        c = jax.lax.while_loop(inner_more, inner, c)
+        ready = jnp.any(done(c)) & ((c.next < N) | ~jnp.any(running(c)))
+        return jax.lax.cond(ready, harvest, lambda c: c, c)
+
+    member = jnp.arange(S)
+    state, slot_params = load(member)
+    shapes = jax.eval_shape(finish, state)
+    out = jax.tree_util.tree_map(lambda s: jnp.zeros((N,) + s.shape[1:], s.dtype), shapes)
+    c = _Slots(state, slot_params, member, jnp.asarray(S, member.dtype), out)
+    c = jax.lax.while_loop(lambda c: jnp.any(c.member < N), outer, c)
+    return c.out
+
+
+# --- devices ----------------------------------------------------------------------------------------
+
+
+def _mesh_of(sharding) -> tuple[Optional[Mesh], Optional[str]]:
+    """``(mesh, axis)`` for the ``sharding`` argument of :func:`solve_batch`; ``(None, None)``: one device."""
+    if sharding is False:
+        return None, None
+    if sharding is None:
+        devices = jax.devices()
+        if len(devices) < 2:
+            return None, None
+        return Mesh(np.asarray(devices), (BATCH_AXIS,)), BATCH_AXIS
+    if isinstance(sharding, NamedSharding):
+        spec = tuple(sharding.spec)
+        if len(spec) < 1 or not isinstance(spec[0], str) or any(s is not None for s in spec[1:]):
+            raise ValueError("sharding must split the leading (batch) axis over one mesh axis, e.g. "
+                             f"NamedSharding(mesh, PartitionSpec('{BATCH_AXIS}')), got spec {sharding.spec}.")
+        mesh, axis = sharding.mesh, spec[0]
+    elif isinstance(sharding, Mesh):
+        if len(sharding.axis_names) != 1:
+            raise ValueError(f"a Mesh passed as sharding must be 1-D (one axis, the batch), got axes "
+                             f"{sharding.axis_names}; pass NamedSharding(mesh, PartitionSpec(axis)) to pick one.")
+        mesh, axis = sharding, sharding.axis_names[0]
+    else:
+        raise TypeError("sharding must be None (automatic), False (one device), a 1-D jax.sharding.Mesh or a "
+                        f"NamedSharding over the batch axis, got {type(sharding).__name__}.")
+    if mesh.shape[axis] < 2 and len(mesh.axis_names) == 1:
+        return None, None
+    return mesh, axis
+
+
+def _pad(tree, size: int, axis):
+    """Pads the leading axis of every leaf to ``size`` with copies of the last row (``axis`` None: unchanged)."""
+    if axis is None:
+        return tree
+
+    def pad(a):
+        extra = size - a.shape[0]
+        if extra == 0:
+            return a
+        return jnp.concatenate([a, jnp.broadcast_to(a[-1:], (extra,) + a.shape[1:])])
+    return jax.tree_util.tree_map(pad, tree)
+
+
+@functools.partial(jax.jit, static_argnames=("options", "us_axis", "params_axis", "slots", "mesh", "axis",
+                                             "progress"))
+def _solve_batch_jit(problem, x0s, us_inits, params, *, options, us_axis, params_axis, slots, mesh, axis,
+                     progress):
+    problem = with_dtype(problem, x0s.dtype)
+    stop = jax.lax.stop_gradient
+    local = functools.partial(_solve_local, options=options, us_axis=us_axis, params_axis=params_axis,
+                              slots=slots, progress=progress)
+    inputs = (stop(problem), stop(x0s), stop(us_inits), stop(params))
+    N = x0s.shape[0]
+    if mesh is None:
+        sol = local(*inputs)
+    else:
+        D = mesh.shape[axis]
+        size = -(-N // D) * D
+        batched = PartitionSpec(axis)
+        specs = (PartitionSpec(), batched, batched if us_axis == 0 else PartitionSpec(),
+                 batched if params_axis == 0 else PartitionSpec())
+        p, x, u, q = inputs
+        sharded = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=batched, check_vma=False)
+        sol = sharded(p, _pad(x, size, 0), _pad(u, size, us_axis), _pad(q, size, params_axis))
+        sol = jax.tree_util.tree_map(lambda a: a[:N], sol)
+    # Gradients with respect to x0s and params: those of each member's optimum (implicit differentiation).
+    attach = jax.vmap(implicit.attach_gradients, in_axes=(None, 0, params_axis, 0, 0, 0))
+    xs, us, cost = attach(problem, x0s, params, sol.xs, sol.us, sol.cost)
+    return sol._replace(xs=xs, us=us, cost=cost)
+
+
+def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options = Options(), *,
+                params_axis: Optional[int] = None, sharding=None, slots: Optional[int] = None,
+                on_nonfinite: str = "raise", progress: Optional[Callable[[int, int], Any]] = None) -> Solution:
+    """Solves ``problem`` from every initial state in ``x0s``: one :func:`~ilqg_jax.solve` per row, batched.
+
+    Every member is solved exactly as :func:`~ilqg_jax.solve` would solve it
+    (same iterations, same result) and stops on its own; the batch runs until
+    every member has stopped. See the module docstring for how the batch is
+    scheduled (slots, batched line search) and split over devices.
+
+    Args:
+      problem: the :class:`~ilqg_jax.Problem` (shared).
+      x0s: ``(N, n)`` initial states, one member per row.
+      us_inits: initial controls, ``(T, m)`` shared by all members or
+        ``(N, T, m)`` one per member (told apart by their rank).
+      params: the problem's parameter pytree; shared by all members with
+        ``params_axis=None`` (default), or one per member with
+        ``params_axis=0``: then every leaf has a leading axis of size ``N``
+        (``params[i]`` goes with ``x0s[i]``).
+      options: :class:`~ilqg_jax.Options`, shared. ``line_search`` does not
+        matter here (both strategies choose the same step; the batch has its
+        own search) and ``verbose`` is ignored: see ``progress``.
+      params_axis: ``None`` or ``0``, see ``params``.
+      sharding: ``None`` (default): split the batch over all of ``jax.devices()``
+        when there are several (the batch is padded to a multiple of the
+        device count, then unpadded), else one device. ``False``: one device.
+        A 1-D ``jax.sharding.Mesh``, or a ``NamedSharding(mesh,
+        PartitionSpec(axis))``: split over that mesh axis.
+      slots: members iterated together per device (finished ones are
+        replaced by the next members); ``None``: :func:`default_slots` (128 on
+        CPU, all members on GPU/TPU). Any value gives the same results.
+      on_nonfinite: a member whose ``x0s`` (or ``us_inits``) row holds NaN/inf:
+        ``"raise"`` (default) raises ``ValueError`` naming the members;
+        ``"status"`` solves the others and returns ``Status.NONFINITE`` with
+        0 iterations for these (their trajectory is the NaN initial rollout).
+      progress: optional ``progress(done, total)`` called (from the device,
+        through ``jax.debug.callback``) whenever finished members are
+        collected; with several devices each reports its own share.
+
+    Returns:
+      A :class:`~ilqg_jax.Solution` whose every field has a leading axis of
+      size ``N``: ``xs: (N, T+1, n)``, ``us: (N, T, m)``, ``K: (N, T, m, n)``,
+      ``k: (N, T, m)``, ``cost, iterations, converged, status: (N,)``,
+      ``history`` fields ``(N, max_iter + 1)``. Gradients with respect to
+      ``x0s`` and ``params`` are those of each member's optimum, as for
+      :func:`~ilqg_jax.solve`.
+
+    Raises:
+      TypeError, ValueError: malformed inputs, before tracing, naming the
+        argument (and the member) with the expected and the actual shape.
+    """
+    solver.validate_options(options)
+    x0s, us_inits, us_axis, _ = _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite)
+    if slots is not None and (isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1):
+        raise ValueError(f"slots must be None or an int >= 1, got {slots!r}.")
+    mesh, axis = _mesh_of(sharding)
+    slots = default_slots() if slots is None else int(slots)
+    return _solve_batch_jit(problem, x0s, us_inits, params, options=options._replace(verbose=False),
+                            us_axis=us_axis, params_axis=params_axis, slots=slots, mesh=mesh, axis=axis,
+                            progress=progress)
