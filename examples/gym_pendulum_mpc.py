@@ -48,8 +48,12 @@ def make_controller(horizon: int | None = None, max_iter: int | None = None, x64
     return MPC(gym_pendulum.problem(horizon), ilqg.Options(max_iter=max_iter), gym_pendulum.default_params())
 
 
-def run_episode(env, mpc, seed: int, step_times: list | None = None) -> float:
-    """One episode of ``env`` from ``env.reset(seed=seed)`` under ``mpc``; returns its return."""
+def run_episode(env, mpc, seed: int, step_times: list | None = None, cpu_times: list | None = None) -> float:
+    """One episode of ``env`` from ``env.reset(seed=seed)`` under ``mpc``; returns its return.
+
+    The wall and process CPU time of every controller call are appended to
+    ``step_times`` and ``cpu_times`` (seconds) when given.
+    """
     from ilqg_jax.systems import gym_pendulum
 
     obs, _ = env.reset(seed=seed)
@@ -57,11 +61,13 @@ def run_episode(env, mpc, seed: int, step_times: list | None = None) -> float:
     state = mpc.init(x)
     total, done = 0.0, False
     while not done:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         u, state = mpc.step(state, x)
-        u = np.asarray(u)
+        u = np.asarray(u)  # waits for the result
         if step_times is not None:
             step_times.append(time.perf_counter() - t0)
+        if cpu_times is not None:
+            cpu_times.append(time.process_time() - c0)
         obs, reward, terminated, truncated, _ = env.step(u)
         total += float(reward)
         done = terminated or truncated
@@ -78,29 +84,34 @@ def main(seeds=range(100), horizon: int | None = None, max_iter: int | None = No
       verbose: print each episode's return and the summary.
 
     Returns:
-      ``{"seeds", "returns", "mean_return", "step_ms_median", "step_ms_p95", "steps"}``.
+      ``{"seeds", "returns", "mean_return", "step_ms_median", "step_ms_p95",
+      "cpu_ms_median", "steps", "step_ms", "horizon", "max_iter"}``: times per
+      control step in ms, wall (every step in ``step_ms``) and process CPU.
     """
     gym = _gymnasium()
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must not be empty.")
     mpc = make_controller(horizon, max_iter)
     env = gym.make("Pendulum-v1")
-    seeds = list(seeds)
     # Warm-up: compile init and step (not timed, not counted).
-    run_episode(env, mpc, seed=seeds[0] if seeds else 0)
-    returns, step_times = [], []
+    run_episode(env, mpc, seed=seeds[0])
+    returns, step_times, cpu_times = [], [], []
     for s in seeds:
-        returns.append(run_episode(env, mpc, s, step_times))
+        returns.append(run_episode(env, mpc, s, step_times, cpu_times))
         if verbose:
             print(f"seed {s:3d}: return {returns[-1]:8.2f}", flush=True)
     env.close()
-    ms = 1e3 * np.asarray(step_times)
-    out = {"seeds": seeds, "returns": returns, "mean_return": float(np.mean(returns)) if returns else float("nan"),
-           "step_ms_median": float(np.median(ms)) if ms.size else float("nan"),
-           "step_ms_p95": float(np.percentile(ms, 95)) if ms.size else float("nan"), "steps": int(ms.size),
+    ms, cpu = 1e3 * np.asarray(step_times), 1e3 * np.asarray(cpu_times)
+    out = {"seeds": seeds, "returns": returns, "mean_return": float(np.mean(returns)),
+           "step_ms_median": float(np.median(ms)), "step_ms_p95": float(np.percentile(ms, 95)),
+           "cpu_ms_median": float(np.median(cpu)), "steps": int(ms.size), "step_ms": ms.tolist(),
            "horizon": mpc.problem.horizon, "max_iter": mpc.options.max_iter}
     if verbose:
         print(f"mean return over {len(seeds)} episodes: {out['mean_return']:.2f}")
         print(f"time per control step: median {out['step_ms_median']:.2f} ms, p95 {out['step_ms_p95']:.2f} ms "
-              f"({out['steps']} steps; horizon {out['horizon']}, {out['max_iter']} iterations per step)")
+              f"(CPU {out['cpu_ms_median']:.2f} ms; {out['steps']} steps after warm-up; "
+              f"horizon {out['horizon']}, {out['max_iter']} iterations per step)")
     return out
 
 

@@ -60,7 +60,7 @@ from ilqg_jax.solver import Options, Solution, Status
 
 Array = jax.Array
 
-__all__ = ["solve_batch", "default_slots", "batch_main", "BATCH_AXIS"]
+__all__ = ["solve_batch", "lower", "default_slots", "batch_main", "BATCH_AXIS"]
 
 #: Name of the mesh axis the batch is split over.
 BATCH_AXIS = "batch"
@@ -68,10 +68,11 @@ BATCH_AXIS = "batch"
 #: Members iterated together per device on CPU (measured in ``benchmarks/batch.py``: per-member cost
 #: is lowest between about 64 and 256 on a 2-core x86 machine; see the module docstring, point 3).
 CPU_SLOTS = 128
-#: Step sizes every searching member tries at once, before the rest are tried on the rejecting members only.
-_FIRST_STEPS = 1
-#: Capacity of the buffer of members that try the remaining step sizes, as a fraction of the slots.
-_FALLBACK_FRACTION = 1 / 8
+#: Line search in stages ``(number of step sizes, capacity)``: every searching member tries the first
+#: group; the members that rejected every step size so far try the next group, gathered ``capacity *
+#: slots`` at a time (``None``: all remaining step sizes). Measured on the pendulum: 76% of the steps take
+#: ``alpha = 1``, 16% the next step size, 7% reject every step size (see ``benchmarks/batch.py``).
+LINE_SEARCH_STAGES = ((1, 1.0), (1, 1 / 4), (None, 1 / 8))
 #: Refill the slots once this fraction of them holds a finished member.
 _REFILL_FRACTION = 1 / 8
 #: ``status`` of a slot that holds no member (never written out).
@@ -133,9 +134,9 @@ def _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite):
             raise _leading("us_inits", np.shape(us_inits), N,
                            f" when batched, i.e. shape (N, T, m) = ({N}, {T}, m); or pass one (T, m) = ({T}, m) "
                            "array shared by all members")
-    else:
+    if np.ndim(us_inits) not in (2, 3) or np.shape(us_inits)[-2] != T:
         raise ValueError(f"us_inits must have shape (T, m) = ({T}, m), shared by all members, or (N, T, m) = "
-                         f"({N}, {T}, m), one per member; got shape {np.shape(us_inits)}.")
+                         f"({N}, {T}, m), one per member (T = problem.horizon); got shape {np.shape(us_inits)}.")
     if params_axis not in (None, 0):
         raise ValueError(f"params_axis must be None (params shared by all members) or 0 (every leaf of params "
                          f"has a leading batch axis of size N), got {params_axis!r}.")
@@ -212,39 +213,46 @@ def _try_steps(problem, options, nominal: _Nominal, params, alphas):
 def _line_search(problem, options, alphas, nominal: _Nominal, params, params_axis, searching):
     """The line search of every ``searching`` member of a batch (others: ``accepted = False``).
 
-    Stage 1: every member tries the first :data:`_FIRST_STEPS` step sizes.
-    Stage 2, while some member rejected them all: up to ``capacity`` such
-    members are gathered and try all the remaining step sizes at once.
+    The step sizes are tried in the groups of :data:`LINE_SEARCH_STAGES`: the
+    first by every searching member; each later one only by the members that
+    rejected all earlier step sizes, gathered into a buffer of a fraction of
+    the batch (in several rounds if more members need it).
     """
     S, A = searching.shape[0], alphas.shape[0]
-    first = min(_FIRST_STEPS, A)
     try_steps = jax.vmap(functools.partial(_try_steps, problem, options), in_axes=(0, params_axis, None))
-    found, alpha, xs, us, cost, hit = try_steps(nominal, params, alphas[:first])
+    with jax.named_scope("first_steps"):
+        found, alpha, xs, us, cost, hit = try_steps(nominal, params, alphas[:LINE_SEARCH_STAGES[0][0]])
     found, hit = found & searching, hit & searching
-    if first == A:
-        return found, alpha, xs, us, cost, hit
-    capacity = max(1, math.ceil(S * _FALLBACK_FRACTION))
-    rest = alphas[first:]
+    start = LINE_SEARCH_STAGES[0][0]
+    for count, fraction in LINE_SEARCH_STAGES[1:]:
+        if start >= A:
+            break
+        group = alphas[start:A if count is None else start + count]
+        start += group.shape[0]
+        with jax.named_scope("other_steps"):
+            found, alpha, xs, us, cost, hit = _retry(try_steps, group, max(1, math.ceil(S * fraction)),
+                                                     nominal, params, params_axis, searching & ~found,
+                                                     (found, alpha, xs, us, cost, hit))
+    return found, alpha, xs, us, cost, hit
 
-    def more(c):
-        return jnp.any(c[0])
 
-    def fallback(c):
-        need, found, alpha, xs, us, cost, hit = c
+def _retry(try_steps, alphas, capacity, nominal, params, params_axis, need, result):
+    """Members in ``need`` try ``alphas``, ``capacity`` of them at a time (gathered); merged into ``result``."""
+    S = need.shape[0]
+
+    def body(c):
+        need, (found, alpha, xs, us, cost, hit) = c
         idx = jnp.nonzero(need, size=capacity, fill_value=S)[0]
         gather = functools.partial(jax.tree_util.tree_map, lambda a: a[jnp.minimum(idx, S - 1)])
-        f2, a2, xs2, us2, c2, h2 = try_steps(gather(nominal), gather(params) if params_axis == 0 else params, rest)
-        h2 = h2 | gather(hit)
+        f2, a2, xs2, us2, c2, h2 = try_steps(gather(nominal), gather(params) if params_axis == 0 else params, alphas)
 
         def put(dst, src):
             return dst.at[idx].set(src, mode="drop")
 
-        return (put(need, jnp.zeros_like(f2)), put(found, f2), put(alpha, a2), put(xs, xs2), put(us, us2),
-                put(cost, c2), put(hit, h2))
+        return put(need, jnp.zeros_like(f2)), (put(found, f2), put(alpha, a2), put(xs, xs2), put(us, us2),
+                                               put(cost, c2), put(hit, h2 | gather(hit)))
 
-    init = (searching & ~found, found, alpha, xs, us, cost, hit)
-    _, found, alpha, xs, us, cost, hit = jax.lax.while_loop(more, fallback, init)
-    return found, alpha, xs, us, cost, hit
+    return jax.lax.while_loop(lambda c: jnp.any(c[0]), body, (need, result))[1]
 
 
 def _where(mask, new, old):
@@ -257,15 +265,17 @@ def _where(mask, new, old):
 def _iterate(problem, options, alphas, tol, params_axis, state, params):
     """One iteration of every running member (``state`` has a leading member axis); others unchanged."""
     running = state.status == solver._RUNNING
-    backward = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options))
-    bw = backward(state)
+    with jax.named_scope("backward"):
+        bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options))(state)
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV)
-    step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
+    with jax.named_scope("line_search"):
+        step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
     update = functools.partial(solver._update, problem, options=options, tol=tol,
                                derivatives_fn=trajectory_derivatives)
-    new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
-                   in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
-    return _where(running, new, state)
+    with jax.named_scope("update"):
+        new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
+                       in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
+        return _where(running, new, state)
 
 
 # --- slots: iterate a few members at a time, refill as they finish ----------------------------------
@@ -304,41 +314,45 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
     def running(c):
         return c.state.status == solver._RUNNING
 
-    def done(c):
-        return (c.member < N) & (c.state.status != solver._RUNNING)
+    def idle(c):  # finished, or holding no member
+        return c.state.status != solver._RUNNING
 
     def inner_more(c):
-        queue = c.next < N
-        return jnp.any(running(c)) & (~queue | (jnp.sum(done(c)) < refill_at))
+        return jnp.any(running(c)) & ((c.next >= N) | (jnp.sum(idle(c)) < refill_at))
 
     def inner(c):
         return c._replace(state=iterate(c.state, c.params))
 
+    @jax.named_scope("refill")
     def harvest(c):
-        d = done(c)
-        out = jax.tree_util.tree_map(lambda o, s: o.at[jnp.where(d, c.member, N)].set(s, mode="drop"), c.out,
+        free = idle(c)
+        done = free & (c.member < N)
+        out = jax.tree_util.tree_map(lambda o, s: o.at[jnp.where(done, c.member, N)].set(s, mode="drop"), c.out,
                                      finish(c.state))
-        member = jnp.where(d, c.next + jnp.cumsum(d) - 1, c.member)
+        member = jnp.where(free, c.next + jnp.cumsum(free) - 1, c.member)
         member = jnp.where(member < N, member, N)
         fresh, fresh_params = load(member)
-        state = _where(d, fresh, c.state)
-        slot_params = _where(d, fresh_params, c.params) if params_axis == 0 else c.params
-        nxt = jnp.minimum(c.next + jnp.sum(d), N)
+        state = _where(free, fresh, c.state)
+        slot_params = _where(free, fresh_params, c.params) if params_axis == 0 else c.params
+        nxt = jnp.minimum(c.next + jnp.sum(free), N)
         if progress is not None:
             jax.debug.callback(progress, nxt - jnp.sum(member < N), N)
         return _Slots(state, slot_params, member, nxt, out)
 
     def outer(c):
         c = jax.lax.while_loop(inner_more, inner, c)
-        ready = jnp.any(done(c)) & ((c.next < N) | ~jnp.any(running(c)))
+        ready = ((c.next < N) & jnp.any(idle(c))) | (~jnp.any(running(c)) & jnp.any(c.member < N))
         return jax.lax.cond(ready, harvest, lambda c: c, c)
 
-    member = jnp.arange(S)
-    state, slot_params = load(member)
-    shapes = jax.eval_shape(finish, state)
-    out = jax.tree_util.tree_map(lambda s: jnp.zeros((N,) + s.shape[1:], s.dtype), shapes)
-    c = _Slots(state, slot_params, member, jnp.asarray(S, member.dtype), out)
-    c = jax.lax.while_loop(lambda c: jnp.any(c.member < N), outer, c)
+    # Start with every slot empty: the first harvest loads the first members.
+    member = jnp.full((S,), N)
+    zeros = functools.partial(jax.tree_util.tree_map, lambda s: jnp.zeros(s.shape, s.dtype))
+    state, slot_params = zeros(jax.eval_shape(load, member))
+    slot_params = slot_params if params_axis == 0 else params
+    state = state._replace(status=jnp.full_like(state.status, _EMPTY))
+    out = jax.tree_util.tree_map(lambda s: jnp.zeros((N,) + s.shape[1:], s.dtype), jax.eval_shape(finish, state))
+    c = _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
+    c = jax.lax.while_loop(lambda c: jnp.any(c.member < N) | (c.next < N), outer, c)
     return c.out
 
 
@@ -465,12 +479,117 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
       TypeError, ValueError: malformed inputs, before tracing, naming the
         argument (and the member) with the expected and the actual shape.
     """
+    args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
+                            progress)
+    return _solve_batch_jit(*args, **static)
+
+
+def lower(problem: Problem, x0s, us_inits, params=None, options: Options = Options(), *,
+          params_axis: Optional[int] = None, sharding=None, slots: Optional[int] = None,
+          on_nonfinite: str = "raise", progress=None) -> jax.stages.Lowered:
+    """The ``jax.stages.Lowered`` program :func:`solve_batch` runs for these arguments (ahead-of-time use).
+
+    ``lower(...).compile()`` compiles it (and fills the cache that
+    :func:`solve_batch` then uses); ``.compile()(*args)`` is not needed.
+    """
+    args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
+                            progress)
+    return _solve_batch_jit.lower(*args, **static)
+
+
+def _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite, progress):
+    """Validates the arguments of :func:`solve_batch`; returns the arguments of the compiled program."""
     solver.validate_options(options)
     x0s, us_inits, us_axis, _ = _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite)
     if slots is not None and (isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1):
         raise ValueError(f"slots must be None or an int >= 1, got {slots!r}.")
     mesh, axis = _mesh_of(sharding)
     slots = default_slots() if slots is None else int(slots)
-    return _solve_batch_jit(problem, x0s, us_inits, params, options=options._replace(verbose=False),
-                            us_axis=us_axis, params_axis=params_axis, slots=slots, mesh=mesh, axis=axis,
-                            progress=progress)
+    static = dict(options=options._replace(verbose=False), us_axis=us_axis, params_axis=params_axis, slots=slots,
+                  mesh=mesh, axis=axis, progress=progress)
+    return (problem, x0s, us_inits, params), static
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _initial_states(n: int, seed: int, max_speed: float = 8.0):
+    """``(x0s, grid_shape)``: a ``k x k`` grid over ``theta in [-pi, pi)``, ``theta_dot in [-8, 8]`` rad/s
+    when ``n = k^2``, else ``n`` uniform random states (``seed``)."""
+    k = math.isqrt(n)
+    if k * k == n and k > 1:
+        theta, speed = np.meshgrid(np.linspace(-np.pi, np.pi, k, endpoint=False),
+                                   np.linspace(-max_speed, max_speed, k))
+        return np.stack([theta.ravel(), speed.ravel()], axis=1), (k, k)
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.uniform(-np.pi, np.pi, n), rng.uniform(-max_speed, max_speed, n)], axis=1), None
+
+
+class _Progress:
+    """Prints ``solved k / N`` at most every half second (a ``progress`` callback of :func:`solve_batch`)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.last = -1.0
+
+    def __call__(self, done, total):
+        now = time.perf_counter() - self.start
+        done, total = int(done), int(total)
+        if now - self.last >= 0.5 or done == total:
+            self.last = now
+            print(f"  solved {done:6d} / {total}  ({now:6.1f} s)", flush=True)
+
+
+def batch_main(args) -> int:
+    """``ilqg-jax batch pendulum --n N``: the swing-up from ``N`` initial states, and a basin map.
+
+    ``args`` (argparse): ``system`` (``"pendulum"``), ``n``, ``output`` (PNG
+    path or ``None``: ``outputs/<system>_basin.png``), ``max_iter``, ``seed``,
+    ``float32``. Initial states are a grid over ``(theta, theta_dot)`` when
+    ``n`` is a square, else random; ``us_init`` is the task's. Prints
+    progress, throughput, the success rate (final state upright) and the count
+    of each status; writes the basin map.
+    """
+    import os
+
+    from ilqg_jax import viz
+    from ilqg_jax.systems import get_task, pendulum
+
+    if args.system != "pendulum":
+        raise ValueError(f"batch supports the pendulum only, got {args.system!r}.")
+    task = get_task(args.system)
+    dtype = np.float32 if getattr(args, "float32", False) else np.float64
+    n = int(args.n)
+    if n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}.")
+    x0s, grid = _initial_states(n, getattr(args, "seed", 0))
+    options = Options(max_iter=getattr(args, "max_iter", Options().max_iter))
+    us_init = np.asarray(task.us_init, dtype)
+    devices = jax.devices()
+    print(f"{task.name}: {n} initial states ({'a %d x %d grid' % grid if grid else 'random'} over "
+          f"θ₀ ∈ [-π, π), θ̇₀ ∈ [-8, 8] rad/s), horizon T={task.problem.horizon}, max_iter={options.max_iter}, "
+          f"{np.dtype(dtype).name} on {len(devices)} {jax.default_backend()} device(s)", flush=True)
+
+    start = time.perf_counter()
+    sol = solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options, progress=_Progress())
+    jax.block_until_ready(sol)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.block_until_ready(solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options))
+    warm = time.perf_counter() - start
+    print(f"first call {first:.1f} s (compilation included); warm call {warm:.2f} s: {n / warm:,.0f} solves/s")
+
+    status = np.asarray(sol.status)
+    iterations = np.asarray(sol.iterations)
+    success = np.asarray(pendulum.upright(sol.xs[:, -1]))
+    print(f"iterations per member: mean {iterations.mean():.1f}, max {iterations.max()}")
+    print(f"reached upright (|wrap(θ_T)| < 0.05 rad, |θ̇_T| < 0.1 rad/s): {success.mean():.1%} "
+          f"({int(success.sum())} of {n})")
+    print("status: " + ", ".join(f"{s.name} {int((status == s).sum())}" for s in Status))
+
+    out = args.output or os.path.join("outputs", f"{args.system}_basin.png")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    fig = viz.basin_map(x0s, success, grid_shape=grid,
+                        title=f"pendulum swing-up: {success.mean():.1%} of {n} initial states end upright")
+    print(f"wrote {viz.save(fig, out)}")
+    return 0

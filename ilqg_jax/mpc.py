@@ -135,19 +135,25 @@ class MPC:
           x0: ``(n,)`` the state the first step is expected at (it fixes ``n``
             and the dtype; the first step may be called with another state).
           us_init: ``(T, m)`` initial controls; default zeros, with ``m`` taken
-            from the problem's control limits.
+            from the problem's control limits. (Zeros at a symmetric state,
+            e.g. a pendulum exactly hanging at rest, give a zero gradient:
+            no local method can then pick a side; pass a nudge.)
 
         Returns:
           :class:`MPCState` planning ``us_init`` from ``x0``.
         """
+        p = self.problem
+        x0 = _as_float_array(x0, "x0")
         if us_init is None:
-            if not self.problem.has_limits:
+            if not p.has_limits:
                 raise ValueError("us_init is required when the problem has no control limits "
                                  "(the number of controls m is not known otherwise).")
-            m = np.shape(self.problem.control_lower)[0]
-            x0 = _as_float_array(x0, "x0")
-            us_init = jnp.zeros((self.problem.horizon, m), jnp.result_type(x0, float))
-        x0, us_init = validate_inputs(self.problem, x0, us_init, self.params)
+            us_init = np.zeros((p.horizon, np.shape(p.control_lower)[0]))
+        us_init = _as_float_array(us_init, "us_init")
+        # One dtype for the whole loop: a float32 measurement (say a gymnasium observation) is promoted
+        # to the problem's limits' dtype, so the dynamics' carry keeps its type.
+        dtype = jnp.result_type(x0, us_init, float, *((p.control_lower,) if p.has_limits else ()))
+        x0, us_init = validate_inputs(p, jnp.asarray(x0, dtype), jnp.asarray(us_init, dtype), self.params)
         return _init_jit(self, x0, us_init)
 
     def step(self, state: MPCState, x) -> tuple[Array, MPCState]:
@@ -240,8 +246,12 @@ def simulate_unchecked(mpc: MPC, x0: Array, steps: int, plant: Optional[Callable
     plant = mpc.problem.dynamics if plant is None else plant
     params = mpc.params if params is None else params
     if state is None:
+        if not mpc.problem.has_limits:
+            raise ValueError("pass state=mpc.init(x0, us_init) when the problem has no control limits.")
+        x0 = x0.astype(jnp.result_type(x0, mpc.problem.control_lower))
         m = np.shape(mpc.problem.control_lower)[0]
         state = init_unchecked(mpc, x0, jnp.zeros((mpc.problem.horizon, m), x0.dtype))
+    x0 = x0.astype(state.xs.dtype)
     if disturbances is None:
         disturbances = jnp.zeros((steps, x0.shape[0]), x0.dtype)
 

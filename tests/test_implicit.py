@@ -64,7 +64,7 @@ def random_case():
         "B": jnp.asarray(rng.standard_normal((3, 2))),
         "q": jnp.asarray(rng.uniform(0.5, 1.5, 3)),
         "r": jnp.asarray(rng.uniform(0.5, 1.0, 2)),
-        "qf": jnp.asarray(5.0),
+        "qf": jnp.asarray(np.float64(5.0)),  # not weakly typed, like the finite-difference inputs
         "target": jnp.asarray(rng.standard_normal(3)),
     }
     problem = ilqg.Problem(_random_dynamics, _random_running, _random_terminal, T_RANDOM,
@@ -79,24 +79,22 @@ def trajectory_loss(xs, us, cost):
     return (jnp.sum(jnp.cos(xs[T // 2])) + jnp.sum(xs[-1] ** 2) + jnp.sum(jnp.sin(us[: T // 3])) + 0.3 * cost)
 
 
-def solve_loss(problem):
-    """``loss(params, x0, us_init)`` of ``ilqg.solve``'s output."""
+@jax.jit
+@functools.partial(jax.value_and_grad, argnums=(1, 2, 3), has_aux=True)
+def solve_and_grad(problem, params, x0, us_init):
+    """``(trajectory_loss, solution), (d/dparams, d/dx0, d/dus_init)`` through ``ilqg.solve``.
 
-    def loss(params, x0, us_init):
-        sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
-        return trajectory_loss(sol.xs, sol.us, sol.cost)
-
-    return loss
-
-
-def grad_all(f):
-    """``jax.grad`` with respect to ``(params, x0, us_init)``: one differentiated program per problem."""
-    return jax.grad(f, argnums=(0, 1, 2))
+    One compiled program per problem serves every test (finite-difference
+    re-solves included), which keeps the file fast.
+    """
+    sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
+    return trajectory_loss(sol.xs, sol.us, sol.cost), sol
 
 
 @jax.jit
-def polish(problem, x0, params, us, free):
-    """Newton's method on the controls (dense Hessian of the shooting cost), clamped controls held.
+def polished_loss(problem, params, x0, us, free):
+    """``trajectory_loss`` after Newton's method on the controls (dense Hessian of the shooting
+    cost), clamped controls held.
 
     The solver stops on a relative cost change, which can leave ~sqrt(tol) in
     the controls (the box QP of a limited problem converges less tightly than
@@ -115,18 +113,20 @@ def polish(problem, x0, params, us, free):
         H = jnp.where(f[:, None] & f[None, :], jax.hessian(J)(U), jnp.eye(U.size))
         return U - jnp.linalg.solve(H, g)
 
-    return jax.lax.fori_loop(0, 4, newton, us.ravel()).reshape(shape)
+    us = jax.lax.fori_loop(0, 4, newton, us.ravel()).reshape(shape)
+    xs = rollout(problem.dynamics, x0, us, params)
+    return trajectory_loss(xs, us, trajectory_cost(problem, xs, us, params))
 
 
-def reference_loss(problem, us_init, polished):
-    """``trajectory_loss`` at a re-solved (and, with ``polished``, Newton-polished) optimum."""
+def reference_loss(problem, us_init):
+    """``trajectory_loss`` at the re-solved optimum (Newton-polished when the problem has limits)."""
 
     def loss(params, x0):
-        sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
+        (value, sol), _ = solve_and_grad(problem, params, x0, us_init)
         assert sol.converged
-        us = polish(problem, x0, params, sol.us, implicit.free_controls(problem, sol.us)) if polished else sol.us
-        xs = rollout(problem.dynamics, x0, us, params)
-        return trajectory_loss(xs, us, trajectory_cost(problem, xs, us, params))
+        if problem.has_limits:
+            value = polished_loss(problem, params, x0, sol.us, implicit.free_controls(problem, sol.us))
+        return value
 
     return loss
 
@@ -170,14 +170,13 @@ def assert_gradients_close(got, want, rtol):
 @pytest.mark.parametrize("case", [pendulum_case, random_case], ids=["pendulum", "random_with_limits"])
 def test_gradient_matches_finite_differences(case):
     problem, x0, us_init, params = case()
-    sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
+    (_, sol), (g_params, g_x0, g_us) = solve_and_grad(problem, params, x0, us_init)
     assert sol.converged, ilqg.Status(int(sol.status))
     if problem.has_limits:  # the case is meant to exercise clamped controls
         free = implicit.free_controls(problem, sol.us)
         assert 0 < int(jnp.sum(~free)) < free.size
 
-    g_params, g_x0, g_us = grad_all(solve_loss(problem))(params, x0, us_init)
-    fd_params, fd_x0 = central_differences(reference_loss(problem, us_init, problem.has_limits), params, x0)
+    fd_params, fd_x0 = central_differences(reference_loss(problem, us_init), params, x0)
     assert_gradients_close((g_params, g_x0), (fd_params, fd_x0), rtol=1e-5)
     # The optimum does not depend on the initial guess.
     chex.assert_trees_all_equal(g_us, jnp.zeros_like(us_init))
@@ -212,26 +211,21 @@ def _ilqr_iteration(problem, x0, us, params):
 
 
 def test_gradient_equals_unrolled_converged_solve():
-    """Reverse mode through 40 unrolled iLQR iterations (converged) gives the implicit gradient."""
+    """Reverse mode through 30 unrolled iLQR iterations (converged) gives the implicit gradient."""
     problem, x0, us_init, params = pendulum_case()
-    sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
+    (_, sol), g_implicit = solve_and_grad(problem, params, x0, us_init)
     # The unrolled solve starts near (not at) the optimum and converges by itself.
     start = sol.us + 0.05 * jnp.asarray(np.random.default_rng(0).standard_normal(sol.us.shape))
-
-    def loss_of_controls(params, x0, us):
-        xs = rollout(problem.dynamics, x0, us, params)
-        return jnp.sum(xs[T_PENDULUM // 2] ** 2) + jnp.sum(us[::3] ** 3) + trajectory_cost(problem, xs, us, params)
 
     @jax.jit
     @functools.partial(jax.value_and_grad, argnums=(0, 1), has_aux=True)
     def unrolled(params, x0):
-        us = jax.lax.fori_loop(0, 40, lambda i, us: _ilqr_iteration(problem, x0, us, params), start)
-        return loss_of_controls(params, x0, us), us
+        us = jax.lax.fori_loop(0, 30, lambda i, us: _ilqr_iteration(problem, x0, us, params), start)
+        xs = rollout(problem.dynamics, x0, us, params)
+        return trajectory_loss(xs, us, trajectory_cost(problem, xs, us, params)), us
 
     (_, us_unrolled), g_unrolled = unrolled(params, x0)
     chex.assert_trees_all_close(us_unrolled, sol.us, rtol=0, atol=1e-10)
-    g_implicit = grad_all(lambda p, x, u: loss_of_controls(p, x, ilqg.solve(problem, x, u, p, TIGHT).us))(
-        params, x0, us_init)
     assert_gradients_close(g_implicit[:2], g_unrolled, rtol=1e-8)
 
 
@@ -241,18 +235,19 @@ def test_gradient_equals_unrolled_converged_solve():
 def test_lqr_cost_gradient_is_riccati_value_gradient():
     """For ``x' = A x + B u + c`` and ``1/2 x'Qx + q'x + 1/2 u'Ru + r'u``: ``dV/dx0 = P_0 x0 + p_0``.
 
-    Forward and reverse mode, through the cost (envelope theorem) and through
-    the trajectory (the LQR solve); ``params=None``; integer outputs get a
-    ``float0`` tangent, the gains a zero one.
+    For a batch of ``x0`` under ``vmap``, with ``params=None``; forward and
+    reverse mode; through the cost (envelope theorem) and through the
+    trajectory (the LQR solve). Integer outputs get a ``float0`` tangent, the
+    gains a zero one.
     """
-    n, m, T = 3, 2, 15
+    n, m, T, batch = 3, 2, 15, 3
     rng = np.random.default_rng(7)
     A = np.eye(n) + 0.2 * rng.standard_normal((n, n))
     B = rng.standard_normal((n, m))
     G = rng.standard_normal((n, n))
     Q, R, Qf = G @ G.T + 0.1 * np.eye(n), np.diag(rng.uniform(0.5, 2.0, m)), 3.0 * np.eye(n)
     c, q, r, qf = (rng.standard_normal(k) * s for k, s in ((n, 0.1), (n, 1.0), (m, 1.0), (n, 1.0)))
-    x0 = jnp.asarray(rng.standard_normal(n))
+    x0s = jnp.asarray(rng.standard_normal((batch, n)))
     problem = ilqg.Problem(lambda x, u, t, p: A @ x + B @ u + c,
                            lambda x, u, t, p: 0.5 * x @ Q @ x + q @ x + 0.5 * u @ R @ u + r @ u,
                            lambda x, p: 0.5 * x @ Qf @ x + qf @ x, T)
@@ -263,50 +258,36 @@ def test_lqr_cost_gradient_is_riccati_value_gradient():
         qx, qu = q + A.T @ (p + P @ c), r + B.T @ (p + P @ c)
         K, k = -np.linalg.solve(Quu, Qux), -np.linalg.solve(Quu, qu)
         P, p = Qxx + Qux.T @ K, qx + Qux.T @ k
-    want = P @ np.asarray(x0) + p
+    want = np.asarray(x0s) @ P.T + p  # (batch, n)
 
+    @jax.vmap
     def f(x0):
         sol = ilqg.solve(problem, x0, jnp.zeros((T, m)), None, TIGHT)
         return sol, trajectory_cost(problem, sol.xs, sol.us, None)
 
-    (sol, _), f_lin = jax.linearize(f, x0)
-    assert sol.converged
-    e = jnp.asarray(rng.standard_normal(n))
+    (sol, _), f_lin = jax.linearize(f, x0s)
+    assert bool(jnp.all(sol.converged))
+    e = jnp.asarray(rng.standard_normal((batch, n)))
     d_sol, d_traj_cost = f_lin(e)
     # Forward mode, through the cost (envelope theorem) and through the trajectory (LQR solve).
-    np.testing.assert_allclose(float(d_sol.cost), want @ np.asarray(e), rtol=1e-10)
-    np.testing.assert_allclose(float(d_traj_cost), want @ np.asarray(e), rtol=1e-9)
+    want_e = np.sum(want * np.asarray(e), axis=1)
+    np.testing.assert_allclose(d_sol.cost, want_e, rtol=1e-9)
+    np.testing.assert_allclose(d_traj_cost, want_e, rtol=1e-9)
     for name in ("iterations", "status", "converged"):
         assert getattr(d_sol, name).dtype == jax.dtypes.float0, name
     chex.assert_trees_all_equal(d_sol.K, jnp.zeros_like(sol.K))
     # Reverse mode: the transpose of the same linear map (restricted to the two costs).
-    f_vjp = jax.linear_transpose(lambda dx0: (f_lin(dx0)[0].cost, f_lin(dx0)[1]), x0)
-    (g_cost,) = f_vjp((jnp.ones(()), jnp.zeros(())))
-    (g_traj_cost,) = f_vjp((jnp.zeros(()), jnp.ones(())))
-    chex.assert_trees_all_close(g_cost, want, rtol=1e-10, atol=1e-12)
-    chex.assert_trees_all_close(g_traj_cost, want, rtol=1e-9, atol=1e-11)
-
-
-# --- Transforms ------------------------------------------------------------------------------------
-
-
-def test_vmap_of_gradients_equals_a_loop():
-    """``vmap(grad)`` over params and x0 (a batched solve inside) equals single gradients."""
-    problem, x0, us_init, params = pendulum_case()
-    scales = jnp.array([1.0, 1.1, 0.9])
-    batch_params = jax.tree_util.tree_map(lambda v: v * scales, params)
-    batch_x0 = x0 + jnp.array([[0.0, 0.0], [0.1, -0.2], [-0.2, 0.3]])
-    batched = jax.vmap(grad_all(solve_loss(problem)), in_axes=(0, 0, None))(batch_params, batch_x0, us_init)
-    for i in range(scales.shape[0]):
-        single = grad_all(solve_loss(problem))(jax.tree_util.tree_map(lambda v: v[i], batch_params), batch_x0[i],
-                                               us_init)
-        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda v: v[i], batched), single, rtol=1e-9, atol=1e-12)
+    f_vjp = jax.linear_transpose(lambda dx0: (f_lin(dx0)[0].cost, f_lin(dx0)[1]), x0s)
+    (g_cost,) = f_vjp((jnp.ones(batch), jnp.zeros(batch)))
+    (g_traj_cost,) = f_vjp((jnp.zeros(batch), jnp.ones(batch)))
+    assert_gradients_close(g_cost, want, rtol=1e-8)
+    assert_gradients_close(g_traj_cost, want, rtol=1e-8)
 
 
 def test_kkt_solve_inverts_the_hessian_of_the_lagrangian():
     """The LQR solve inverts ``P H P + (I - P)`` where ``H`` is the autodiff Hessian of the Lagrangian."""
     problem, x0, us_init, params = random_case()
-    sol = ilqg.solve(problem, x0, us_init, params, TIGHT)
+    (_, sol), _ = solve_and_grad(problem, params, x0, us_init)
     rng = np.random.default_rng(0)
     v = tuple(jnp.asarray(rng.standard_normal(a.shape)) for a in (sol.xs, sol.us, sol.xs))
 

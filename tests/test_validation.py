@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 import ilqg_jax as ilqg
+from ilqg_jax.batch import solve_batch
+from ilqg_jax.mpc import MPC, MPCState, simulate
 from ilqg_jax.problem import check_bounds, float_dtype, validate_inputs
 from ilqg_jax.solver import validate_options
 
@@ -63,6 +65,14 @@ def limits(lo, hi):
 
 def options(**kw):
     return solve(options=ilqg.Options(**kw))
+
+
+def batch(x0s=np.zeros((3, N)), us=US, params=None, options=ilqg.Options(), **kw):
+    return lambda: solve_batch(PROBLEM, x0s, us, params, options, **kw)
+
+
+MPC_STATE = MPCState(xs=np.zeros((T + 1, N)), us=np.zeros((T, M)), K=np.zeros((T, M, N)), cost=np.nan, iterations=0,
+                     status=-1, t=0)
 
 
 class Unhashable:
@@ -191,6 +201,49 @@ HOSTILE = [
     ("options_second_order_str", options(second_order="yes"), TypeError, ["Options.second_order", "bool", "str"]),
     ("options_verbose_int", options(verbose=1), TypeError, ["Options.verbose", "bool", "int"]),
     ("options_unroll_zero", options(unroll=0), ValueError, ["Options.unroll", ">= 1"]),
+    # --- solve_batch ---
+    ("batch_x0s_rank_1", batch(x0s=X0), ValueError, ["x0s", "(N, n)", "(2,)"]),
+    ("batch_x0s_complex", batch(x0s=np.zeros((3, N), complex)), TypeError, ["x0s", "complex128"]),
+    ("batch_us_inits_other_batch_size", batch(us=np.zeros((2, T, M))), ValueError, ["us_inits", "N = 3", "(2, 5, 1)"]),
+    ("batch_us_inits_rank_1", batch(us=np.zeros(T)), ValueError, ["us_inits", "(T, m) = (5, m)", "(5,)"]),
+    ("batch_params_axis_1", batch(params={"k": np.ones(3)}, params_axis=1), ValueError, ["params_axis", "1"]),
+    ("batch_params_without_batch_axis", batch(params={"k": np.ones(2)}, params_axis=0), ValueError,
+     ["params['k']", "N = 3", "(2,)"]),
+    ("batch_member_nan", batch(x0s=np.array([[0.0, 0.0], [np.nan, 0.0], [1.0, 1.0]])), ValueError,
+     ["x0s[1] is not finite", "on_nonfinite='status'"]),
+    ("batch_on_nonfinite_unknown", batch(on_nonfinite="skip"), ValueError, ["on_nonfinite", "'skip'"]),
+    ("batch_slots_zero", batch(slots=0), ValueError, ["slots", "0"]),
+    ("batch_options_wrong", batch(options=ilqg.Options(tol=-1.0)), ValueError, ["Options.tol", "> 0"]),
+    ("batch_member_wrong_state_size", batch(x0s=np.zeros((3, 3))), TypeError,
+     ["member 0", "problem.dynamics failed", "(n,) = (3,)"]),
+    # --- MPC ---
+    ("mpc_problem_not_a_problem", lambda: MPC("problem"), TypeError, ["problem", "Problem", "str"]),
+    ("mpc_fill_unknown", lambda: MPC(PROBLEM, fill="last"), ValueError, ["fill", "'last'"]),
+    ("mpc_feedback_not_bool", lambda: MPC(PROBLEM, feedback="yes"), TypeError, ["feedback", "bool", "str"]),
+    ("mpc_options_wrong", lambda: MPC(PROBLEM, ilqg.Options(max_iter=-1)), ValueError, ["Options.max_iter", "-1"]),
+    ("mpc_init_x0_nan", lambda: MPC(PROBLEM).init(np.array([np.nan, 0.0]), US), ValueError, ["x0 must be finite"]),
+    ("mpc_init_us_init_wrong_horizon", lambda: MPC(PROBLEM).init(X0, np.zeros((T + 1, M))), ValueError,
+     ["us_init", "T = problem.horizon = 5", "(6, 1)"]),
+    ("mpc_init_without_us_init_or_limits", lambda: MPC(PROBLEM).init(X0), ValueError, ["us_init is required"]),
+    ("mpc_step_state_wrong_type", lambda: MPC(PROBLEM).step(MPC_STATE._asdict(), X0), TypeError,
+     ["state", "MPCState", "dict"]),
+    ("mpc_step_x_wrong_shape", lambda: MPC(PROBLEM).step(MPC_STATE, np.zeros(3)), ValueError,
+     ["x must have shape (n,) = (2,)", "(3,)"]),
+    ("mpc_step_x_nan", lambda: MPC(PROBLEM).step(MPC_STATE, np.array([0.0, np.inf])), ValueError,
+     ["x must be finite", "inf"]),
+    ("mpc_step_x_bool", lambda: MPC(PROBLEM).step(MPC_STATE, np.array([True, False])), TypeError, ["x", "bool"]),
+    ("mpc_simulate_steps_zero", lambda: simulate(MPC(PROBLEM), X0, 0, state=MPC_STATE), ValueError,
+     ["steps", ">= 1", "0"]),
+    ("mpc_simulate_steps_float", lambda: simulate(MPC(PROBLEM), X0, 2.0, state=MPC_STATE), ValueError,
+     ["steps", "2.0"]),
+    ("mpc_simulate_plant_not_callable", lambda: simulate(MPC(PROBLEM), X0, 3, plant="env", state=MPC_STATE),
+     TypeError, ["plant", "callable", "str"]),
+    ("mpc_simulate_disturbances_wrong_shape",
+     lambda: simulate(MPC(PROBLEM), X0, 3, disturbances=np.zeros((3, 3)), state=MPC_STATE), ValueError,
+     ["disturbances", "(steps, n) = (3, 2)", "(3, 3)"]),
+    ("mpc_simulate_disturbances_nan",
+     lambda: simulate(MPC(PROBLEM), X0, 3, disturbances=np.full((3, 2), np.nan), state=MPC_STATE), ValueError,
+     ["disturbances must be finite", "NaN"]),
 ]
 
 

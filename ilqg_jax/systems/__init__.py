@@ -87,9 +87,9 @@ def _pendulum(kind: str, horizon: Optional[int]) -> Task:
 def _arm(horizon: Optional[int]) -> Task:
     from ilqg_jax.systems import two_link_arm as arm
 
-    T = horizon or 50
     params = arm.default_params()
-    problem = arm.reach(horizon=T)
+    problem = arm.reach(horizon=horizon) if horizon else arm.reach()
+    T = problem.horizon
     target = jnp.asarray(arm.DEFAULT_TARGET)
 
     def points(x):
@@ -108,8 +108,9 @@ def _arm(horizon: Optional[int]) -> Task:
 def _cartpole(horizon: Optional[int]) -> Task:
     from ilqg_jax.systems import angles, cartpole
 
-    T = horizon or 60
     params = cartpole.default_params()
+    problem = cartpole.swing_up(horizon) if horizon else cartpole.swing_up()
+    T = problem.horizon
 
     def points(x):
         return jnp.stack([jnp.array([x[0], 0.0]), cartpole.pole_tip(x, params)])
@@ -120,7 +121,7 @@ def _cartpole(horizon: Optional[int]) -> Task:
 
     return Task(
         name="cartpole", description="cart-pole swing-up, force limit ±10 N, cart back to the centre",
-        problem=cartpole.swing_up(T), x0=cartpole.initial_state(), us_init=cartpole.initial_controls(T),
+        problem=problem, x0=cartpole.initial_state(), us_init=cartpole.initial_controls(T),
         params=params, dt=0.05,
         state_labels=("cart p (m)", "pole θ (rad)", "ṗ (m/s)", "θ̇ (rad/s)"), control_labels=("force (N)",),
         points=points, extent=2.0, success=success,
@@ -130,8 +131,9 @@ def _cartpole(horizon: Optional[int]) -> Task:
 def _acrobot(horizon: Optional[int]) -> Task:
     from ilqg_jax.systems import acrobot, angles
 
-    T = horizon or 100
     params = acrobot.default_params()
+    problem = acrobot.swing_up(horizon) if horizon else acrobot.swing_up()
+    T = problem.horizon
 
     def points(x):
         elbow = jnp.array([params.l1 * jnp.sin(x[0]), params.l1 * jnp.cos(x[0])])
@@ -143,7 +145,7 @@ def _acrobot(horizon: Optional[int]) -> Task:
 
     return Task(
         name="acrobot", description="acrobot swing-up, torque on the elbow only",
-        problem=acrobot.swing_up(T), x0=acrobot.initial_state(), us_init=acrobot.initial_controls(T),
+        problem=problem, x0=acrobot.initial_state(), us_init=acrobot.initial_controls(T),
         params=params, dt=0.05,
         state_labels=("θ1 (rad)", "θ2 (rad)", "θ̇1 (rad/s)", "θ̇2 (rad/s)"), control_labels=("elbow torque (N m)",),
         points=points, extent=2.2, success=success, goal="both |wrap(θ_i)| < 0.05 rad, rates < 0.2 rad/s")

@@ -50,11 +50,12 @@ import jax.numpy as jnp
 
 from ilqg_jax.problem import Problem
 from ilqg_jax.systems import angles, integrators
-from ilqg_jax.systems.pendulum import PendulumParams, acceleration, continuous_dynamics
+from ilqg_jax.systems.pendulum import PendulumParams, acceleration, continuous_dynamics, energy
 
 Array = jax.Array
 
-__all__ = ["DT", "MAX_TORQUE", "MAX_SPEED", "EPISODE_STEPS", "GymPendulumParams", "default_params",
+__all__ = ["DT", "MAX_TORQUE", "MAX_SPEED", "EPISODE_STEPS", "MPC_HORIZON", "MPC_MAX_ITER",
+           "GymPendulumParams", "default_params",
            "env_step", "env_reward", "angle_error_squared", "problem", "state_from_observation"]
 
 #: Time step (s), torque limit (N m), speed limit (rad/s) and episode length of Pendulum-v1.
@@ -62,6 +63,9 @@ DT = 0.05
 MAX_TORQUE = 2.0
 MAX_SPEED = 8.0
 EPISODE_STEPS = 200
+#: The tuned receding-horizon controller: look-ahead (steps) and iLQG iterations per control step.
+MPC_HORIZON = 20
+MPC_MAX_ITER = 3
 
 
 class GymPendulumParams(NamedTuple):
@@ -70,17 +74,22 @@ class GymPendulumParams(NamedTuple):
     The running cost is the environment's negative reward, smoothed:
     ``q_angle * angle_error_squared(theta) + q_velocity w^2 + r_torque u^2``;
     the terminal cost, which stands in for the rest of the episode beyond the
-    horizon, is ``qf_angle * angle_error_squared(theta) + qf_velocity w^2``.
-    The running weights default to the reward's (1, 0.1, 0.001); the terminal
-    weights were tuned on closed-loop return (``benchmarks/mpc.py``).
+    horizon, is ``qf_angle * angle_error_squared(theta) + qf_velocity w^2 +
+    qf_energy (E - E_up)^2`` with ``E`` the pendulum's energy
+    (:func:`ilqg_jax.systems.pendulum.energy`) and ``E_up = m g l`` its value
+    upright at rest: an energy error tells a short horizon to pump energy
+    before the top is in sight. The running weights default to the reward's
+    (1, 0.1, 0.001); the terminal weights were tuned on closed-loop return
+    (``benchmarks/mpc.py``).
     """
 
     model: PendulumParams = PendulumParams(g=10.0, m=1.0, l=1.0)
     q_angle: float | Array = 1.0
     q_velocity: float | Array = 0.1
     r_torque: float | Array = 0.001
-    qf_angle: float | Array = 10.0
-    qf_velocity: float | Array = 1.0
+    qf_angle: float | Array = 1.0
+    qf_velocity: float | Array = 0.1
+    qf_energy: float | Array = 0.1
 
 
 def default_params() -> GymPendulumParams:
@@ -163,7 +172,9 @@ class _Cost:
 
     def terminal(self, x: Array, params: GymPendulumParams | None = None) -> Array:
         w = _weights(params)
-        return w.qf_angle * angle_error_squared(x[0], self.harmonics) + w.qf_velocity * x[1] ** 2
+        p = w.model
+        return (w.qf_angle * angle_error_squared(x[0], self.harmonics) + w.qf_velocity * x[1] ** 2
+                + w.qf_energy * (energy(x, p) - p.m * p.g * p.l) ** 2)
 
 
 def _planning_f(x: Array, u: Array, params) -> Array:
