@@ -26,6 +26,8 @@ REGISTRY = [
     "derivative_accuracy",
     "derivative_speed",
     "end_to_end",
+    "large",
+    "batch",
 ]
 
 

@@ -132,7 +132,7 @@ def _child(T: int, dtype_name: str, quick: bool) -> dict:
     compiles_first = len(compiles) - before
     # Another x0 and other params: the same program.
     other = jax.block_until_ready(ilqg.solve(problem, jnp.asarray(initial_state(1), dtype), us,
-                                             make_params(dtype, 1.5), options))
+                                             make_params(dtype, 1.1), options))
     compiles_second = len(compiles) - before - compiles_first
     timing = common.time_call(lambda: ilqg.solve(problem, x0, us, params, options),
                               repeats=3 if quick else 5, warmup=0, min_sample_s=0.0)
@@ -153,7 +153,8 @@ def _child(T: int, dtype_name: str, quick: bool) -> dict:
     it = int(sol.iterations)
     return {
         "T": T, "n": 2 * N_MASSES, "m": N_FORCES, "dtype": dtype_name, "iterations": it,
-        "status": ilqg.Status(int(sol.status)).name, "cost": float(sol.cost), "initial_cost": float(sol.history.cost[0]),
+        "status": ilqg.Status(int(sol.status)).name, "cost": float(sol.cost),
+        "initial_cost": float(sol.history.cost[0]),
         "finite": bool(np.all(np.isfinite(np.asarray(sol.xs))) and np.isfinite(float(sol.cost))),
         "other_status": ilqg.Status(int(other.status)).name, "other_iterations": int(other.iterations),
         "compiles_first_call": compiles_first, "compiles_second_call": compiles_second,

@@ -65,9 +65,11 @@ __all__ = ["solve_batch", "lower", "default_slots", "batch_main", "BATCH_AXIS"]
 #: Name of the mesh axis the batch is split over.
 BATCH_AXIS = "batch"
 
-#: Members iterated together per device on CPU (measured in ``benchmarks/batch.py``: per-member cost
-#: is lowest between about 64 and 256 on a 2-core x86 machine; see the module docstring, point 3).
-CPU_SLOTS = 128
+#: Members iterated together per device on CPU. Measured (N = 1024 pendulum swing-ups, CPU seconds of
+#: the whole batch on a 2-core x86 machine): float64 32: 2.73, 64: 2.79, 128: 2.80, 256: 3.92; float32
+#: 32: 1.59, 64: 1.29. Fewer members per step pay the fixed cost of each XLA kernel more often; more
+#: members spill the slots' state (about 21 kB each in float64) out of the caches.
+CPU_SLOTS = 64
 #: Line search in stages ``(number of step sizes, capacity)``: every searching member tries the first
 #: group; the members that rejected every step size so far try the next group, gathered ``capacity *
 #: slots`` at a time (``None``: all remaining step sizes). Measured on the pendulum: 76% of the steps take
@@ -335,8 +337,8 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
         state = _where(free, fresh, c.state)
         slot_params = _where(free, fresh_params, c.params) if params_axis == 0 else c.params
         nxt = jnp.minimum(c.next + jnp.sum(free), N)
-        if progress is not None:
-            jax.debug.callback(progress, nxt - jnp.sum(member < N), N)
+        if progress:
+            jax.debug.callback(_report, nxt - jnp.sum(member < N), N)
         return _Slots(state, slot_params, member, nxt, out)
 
     def outer(c):
@@ -354,6 +356,16 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
     c = _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
     c = jax.lax.while_loop(lambda c: jnp.any(c.member < N) | (c.next < N), outer, c)
     return c.out
+
+
+#: The ``progress`` callable of the :func:`solve_batch` call in flight (the compiled program only knows
+#: whether to report, so that another callable does not recompile it).
+_PROGRESS = [None]
+
+
+def _report(done, total):
+    if _PROGRESS[0] is not None:
+        _PROGRESS[0](int(done), int(total))
 
 
 # --- devices ----------------------------------------------------------------------------------------
@@ -463,9 +475,11 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         ``"raise"`` (default) raises ``ValueError`` naming the members;
         ``"status"`` solves the others and returns ``Status.NONFINITE`` with
         0 iterations for these (their trajectory is the NaN initial rollout).
-      progress: optional ``progress(done, total)`` called (from the device,
-        through ``jax.debug.callback``) whenever finished members are
-        collected; with several devices each reports its own share.
+      progress: optional ``progress(done, total)`` called (from the running
+        program, through ``jax.debug.callback``) whenever finished members
+        are collected; with several devices each reports its own share.
+        With ``progress``, ``solve_batch`` waits for the result before
+        returning.
 
     Returns:
       A :class:`~ilqg_jax.Solution` whose every field has a leading axis of
@@ -481,7 +495,13 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
     """
     args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
                             progress)
-    return _solve_batch_jit(*args, **static)
+    if progress is None:
+        return _solve_batch_jit(*args, **static)
+    _PROGRESS[0] = progress
+    try:  # the callback is reached from the running program: wait for it before unhooking it
+        return jax.block_until_ready(_solve_batch_jit(*args, **static))
+    finally:
+        _PROGRESS[0] = None
 
 
 def lower(problem: Problem, x0s, us_inits, params=None, options: Options = Options(), *,
@@ -506,7 +526,7 @@ def _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slo
     mesh, axis = _mesh_of(sharding)
     slots = default_slots() if slots is None else int(slots)
     static = dict(options=options._replace(verbose=False), us_axis=us_axis, params_axis=params_axis, slots=slots,
-                  mesh=mesh, axis=axis, progress=progress)
+                  mesh=mesh, axis=axis, progress=progress is not None)
     return (problem, x0s, us_inits, params), static
 
 
@@ -575,7 +595,8 @@ def batch_main(args) -> int:
     jax.block_until_ready(sol)
     first = time.perf_counter() - start
     start = time.perf_counter()
-    jax.block_until_ready(solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options))
+    jax.block_until_ready(solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options,
+                                      progress=lambda done, total: None))  # same program: no recompilation
     warm = time.perf_counter() - start
     print(f"first call {first:.1f} s (compilation included); warm call {warm:.2f} s: {n / warm:,.0f} solves/s")
 

@@ -1,8 +1,8 @@
 """Model-predictive control: iLQG re-solved at every step, warm-started.
 
 A receding-horizon controller (Tassa, Erez & Todorov 2012, "Synthesis and
-stabilization of complex behaviors through online trajectory optimization",
-Sec. IV): at every control step, solve the finite-horizon problem from the
+stabilization of complex behaviors through online trajectory optimization"):
+at every control step, solve the finite-horizon problem from the
 measured state with a small, fixed iteration budget, apply the first control,
 and keep the solution, shifted by one step, as the initial guess of the next
 solve. Few iterations suffice because consecutive problems differ by one step.
@@ -148,7 +148,7 @@ class MPC:
             if not p.has_limits:
                 raise ValueError("us_init is required when the problem has no control limits "
                                  "(the number of controls m is not known otherwise).")
-            us_init = np.zeros((p.horizon, np.shape(p.control_lower)[0]))
+            us_init = np.zeros((p.horizon, np.shape(p.control_lower)[0]), jnp.result_type(x0, float))
         us_init = _as_float_array(us_init, "us_init")
         # One dtype for the whole loop: a float32 measurement (say a gymnasium observation) is promoted
         # to the problem's limits' dtype, so the dynamics' carry keeps its type.
@@ -187,7 +187,10 @@ def _check_state_and_x(state, x, name: str) -> Array:
     if np.shape(x) != (n,):
         raise ValueError(f"{name} must have shape (n,) = ({n},) as the controller's state, got shape {np.shape(x)}.")
     _check_finite(x, name)
-    return jnp.asarray(x, state.xs.dtype)
+    dtype = state.xs.dtype
+    if isinstance(x, jax.Array):
+        return x if x.dtype == dtype else x.astype(dtype)
+    return np.asarray(x, dtype)  # converted on the host: cheaper than a device op per step
 
 
 def init_unchecked(mpc: MPC, x0: Array, us_init: Array) -> MPCState:

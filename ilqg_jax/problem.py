@@ -275,6 +275,9 @@ def _describe(struct) -> str:
     return f"a {type(struct).__name__}"
 
 
+_typeof = getattr(jax, "typeof", None) or jax.core.get_aval  # jax.typeof: JAX >= 0.5
+
+
 def _abstract_params(params):
     """``params`` as a pytree of ``ShapeDtypeStruct`` (weak types kept); ``TypeError`` for a non-numeric leaf."""
     if params is None:
@@ -283,7 +286,7 @@ def _abstract_params(params):
     structs = []
     for path, leaf in leaves:
         try:
-            aval = jax.typeof(leaf)
+            aval = _typeof(leaf)
         except TypeError:
             raise TypeError(
                 f"params{jax.tree_util.keystr(path)} must be an array or a number (params is traced), got "

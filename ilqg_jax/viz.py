@@ -189,6 +189,8 @@ def animation_gif(xs, draw: Callable, dt: float = 0.05, extent: float = 1.2, tit
     divisors = [s for s in range(stride, 2 * stride + 1) if steps % s == 0]
     stride = divisors[0] if divisors else stride
     anim = animate(xs[::stride], draw, dt * stride, extent=extent, title=title)
+    anim._fig.axes[0].set(xlabel="x (m)", ylabel="y (m)")
+    anim._fig.tight_layout()
     fd, path = tempfile.mkstemp(suffix=".gif")
     os.close(fd)
     try:

@@ -355,8 +355,8 @@ fig = viz.plot_trajectory(sol.xs, sol.us, dt, state_labels=("angle θ (rad)", "v
         against gravity's $5\sin\theta$ N m, step after step, at $0.01u^2$ a step. Getting
         close to upright costs more effort than the terminal penalty it saves.
 
-        Weighting the terminal cost by $w$ shows the trade-off. `params` are traced, so the
-        sweep is a single `vmap` over a problem of our own:
+        Weighting the terminal cost by $w$ shows the trade-off. A problem of our own, with $w$
+        as its `params` — traced, so every $w$ reuses one compiled solver:
         """),
         code('''
 def seed_dynamics(x, u, t, w):
@@ -369,8 +369,9 @@ def weighted_terminal(x, w):
     return w * pendulum.seed_terminal_cost(x)
 
 weighted = ilqg.Problem(seed_dynamics, effort_cost, weighted_terminal, T)
-ws = jnp.logspace(-1, 2, 4 if SMALL else 7)
-sweep = jax.vmap(lambda w: ilqg.solve(weighted, x0, us_rand, w, ilqg.Options(max_iter=200)))(ws)
+ws = np.logspace(-1, 2, 4 if SMALL else 7)
+solutions = [ilqg.solve(weighted, x0, us_rand, w, ilqg.Options(max_iter=200)) for w in ws]  # compiled once
+sweep = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *solutions)
 efforts = 0.01 * jnp.sum(sweep.us ** 2, axis=(1, 2))
 terminals = jax.vmap(pendulum.seed_terminal_cost)(sweep.xs[:, -1])
 
@@ -457,6 +458,9 @@ def batch():
         cannot simply lift it; it has to use or pump the rod's energy.
         """),
         code(SETUP + """
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
 from ilqg_jax.batch import solve_batch
 from ilqg_jax.systems import get_task, pendulum
 
@@ -506,8 +510,10 @@ fig = viz.basin_map(x0s, success, labels=("initial angle θ₀ (rad)", "initial 
 ax = fig.axes[0]
 E = pendulum.energy(jnp.stack([TH, OM], axis=-1))
 ax.contour(TH, OM, E, levels=[pendulum.energy(jnp.zeros(2))], colors="k", linestyles="--")
-ax.plot([], [], "k--", label="separatrix  E = m g l")
-ax.legend(loc="upper right", fontsize=8)
+handles = [Patch(color=plt.get_cmap("RdYlGn")(1.0), label="upright at 1.5 s"),
+           Patch(color=plt.get_cmap("RdYlGn")(0.0), label="not upright"),
+           Line2D([], [], color="k", ls="--", label="separatrix E = m g l")]
+ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
 plt.show()
 """),
         md(r"""
@@ -602,7 +608,7 @@ from ilqg_jax.systems import get_task, pendulum
         The well-posed swing-up of notebook 1. Its parameters `SwingUpParams` hold the model
         ($g, m, l$) and the five cost weights. Two functions of the optimum: the optimal cost
         $J^*$ and the control effort $E = \Delta t\sum_t u_t^{*2}$, differentiated with respect to
-        $x_0$ and every parameter in one `jax.grad` call.
+        $x_0$ and every parameter in one reverse-mode call (`jax.jacrev`, i.e. `jax.grad` of each).
         """),
         code("""
 task = get_task("pendulum")
@@ -612,25 +618,34 @@ options = ilqg.Options(tol=1e-12)                     # tight: the finite differ
 sol = ilqg.solve(problem, x0, task.us_init, params, options)
 print(ilqg.Status(int(sol.status)).name, int(sol.iterations), "iterations, cost", float(sol.cost))
 
+@jax.jit
+def warm_start(x0, p):
+    \"\"\"Controls of the optimum's feedback policy u = u* + K (x - x*), simulated from x0 with params p.\"\"\"
+    return closed_loop_rollout(problem, x0, sol.xs, sol.us, sol.K, sol.k, 0.0, params=p)[1]
+
 def resolve(x0, p):
-    \"\"\"Re-solves from a nearby x0 or p, warm-started on the same optimum by its feedback policy.\"\"\"
-    _, us_warm, _ = closed_loop_rollout(problem, x0, sol.xs, sol.us, sol.K, sol.k, 0.0, params=p)
-    return ilqg.solve(problem, x0, us_warm, p, options)
+    \"\"\"Re-solves from a nearby x0 or p, warm-started on the same optimum.\"\"\"
+    return ilqg.solve(problem, x0, warm_start(x0, p), p, options)
+
+def effort_and_cost(x0, p):
+    s = resolve(x0, p)
+    return jnp.stack([dt * jnp.sum(s.us ** 2), s.cost])
 
 def effort(x0, p):
-    return dt * jnp.sum(resolve(x0, p).us ** 2)
+    return effort_and_cost(x0, p)[0]
 
 def optimal_cost(x0, p):
-    return resolve(x0, p).cost
+    return effort_and_cost(x0, p)[1]
 
 t0 = time.perf_counter()
-grad_effort = jax.jit(jax.grad(effort, argnums=(0, 1)))
-g_x0, g_p = grad_effort(x0, params)
-print(f"jax.grad (compiled + run): {time.perf_counter() - t0:.1f} s")
+d_x0, d_p = jax.jit(jax.jacrev(effort_and_cost, argnums=(0, 1)))(x0, params)   # rows: effort, J*
+g_x0, g_cost = d_x0
+g_p = jax.tree_util.tree_map(lambda a: a[0], d_p)
+print(f"jax.jacrev of (effort, J*) w.r.t. (x0, params), compiled and run: {time.perf_counter() - t0:.1f} s")
 """),
         md(r"""
         Central differences of re-solves, $\big(E(p + h e_i) - E(p - h e_i)\big)/2h$ with
-        $h = 10^{-4}$, one parameter at a time. Each re-solve is warm-started by the optimum's
+        $h = 10^{-2}\max(|p_i|, 0.1)$, one parameter at a time (why so large: below). Each re-solve is warm-started by the optimum's
         feedback policy $u = u^* + K(x - x^*)$, not by replaying $u^*$: the swing-up ends at the
         unstable upright, where replayed open-loop torques drift away from a perturbed start
         ($e^{\sqrt{15}\,t}$, about $10^5$ over 3 s) and the re-solve can land on another
@@ -653,21 +668,25 @@ def nudge_param(name, sub=None):
 def nudge_x0(i):
     return lambda x0, p, delta: (x0.at[i].add(delta), p)
 
-rows = [("x0[0] = θ0", g_x0[0], nudge_x0(0)), ("x0[1] = θ̇0", g_x0[1], nudge_x0(1))]
-rows += [(f"model.{k}", getattr(g_p.model, k), nudge_param("model", k)) for k in ("g", "m", "l")]
-rows += [(k, getattr(g_p, k), nudge_param(k)) for k in ("q_angle", "q_velocity", "r_torque", "qf_angle", "qf_velocity")]
-scale = max(abs(float(g)) for _, g, _ in rows)
+rows = [("x0[0] = θ0", x0[0], g_x0[0], nudge_x0(0)), ("x0[1] = θ̇0", x0[1], g_x0[1], nudge_x0(1))]
+rows += [(f"model.{k}", getattr(params.model, k), getattr(g_p.model, k), nudge_param("model", k)) for k in ("g", "m", "l")]
+rows += [(k, getattr(params, k), getattr(g_p, k), nudge_param(k))
+         for k in ("q_angle", "q_velocity", "r_torque", "qf_angle", "qf_velocity")]
+scale = max(abs(float(g)) for _, _, g, _ in rows)
 print(f"{'d effort / d':>14} {'jax.grad':>13} {'finite diff.':>13} {'|difference|':>12} {'relative':>9}")
-for name, g, leaf in rows:
-    fd = central(effort, x0, params, leaf, 1e-4)
+for name, value, g, leaf in rows:
+    fd = central(effort, x0, params, leaf, 1e-2 * max(abs(float(value)), 0.1))
     diff = abs(float(g) - fd)
     print(f"{name:>14} {float(g):13.6e} {fd:13.6e} {diff:12.1e} {diff / max(abs(fd), 1e-6 * scale):9.1e}")
 """),
         md(r"""
         (The terminal weights barely matter: the optimum ends exactly upright, where the
-        terminal cost's gradient is zero whatever its weight.) A central difference has
-        $O(h^2)$ truncation error plus the re-solves' own error divided by $h$, so the best it
-        can do is limited; for the rod's mass:
+        terminal cost's gradient is zero whatever its weight.) The differences are those of the
+        finite differences. A central difference has $O(h^2)$ truncation error, plus the
+        re-solves' error divided by $h$ — and a re-solve stops when one iteration lowers the
+        cost by less than `tol` (relative). Near this optimum iLQG converges only linearly (it
+        drops the dynamics' second derivatives), so for small $h$ the first, small step already
+        passes the test and the re-solve stops short of the new optimum. For the rod's mass:
         """),
         code("""
 hs = np.logspace(-7, -1, 7 if SMALL else 13)
@@ -680,14 +699,84 @@ ax.set(xlabel="finite-difference step h (kg)", ylabel="|FD − jax.grad| / |jax.
 plt.show()
 """),
         md(r"""
+        Large steps agree with the implicit gradient to the truncation error; small steps
+        measure the stopping rule. The implicit gradient has neither problem: it is one linear
+        solve at the returned optimum.
+        """),
+        md(r"""
         The optimal cost obeys the envelope theorem, $dJ^*/dx_0 = \lambda_0$ (the costate, i.e.
         $V_x$ at $t = 0$): the gradient needs no linear solve at all.
         """),
         code("""
-g_cost = jax.jit(jax.grad(optimal_cost))(x0, params)
 fd_cost = [central(optimal_cost, x0, params, nudge_x0(i), 1e-5) for i in range(2)]
 print("dJ*/dx0  jax.grad:", np.asarray(g_cost), "  finite differences:", np.round(fd_cost, 8))
 """),
+        md(r"""
+        ## Learning cost weights from demonstrations
+
+        An expert swings the pendulum up optimally, with a rod mass $m$ and running weights
+        $q_\theta$, $r$ we do not know. From four demonstrated trajectories we fit
+        $\theta = (m, q_\theta, r)$ by gradient descent (optax's Adam, on $\log\theta$) on the
+        imitation loss
+
+        $$\mathcal L(\theta) = \frac{1}{D}\sum_{d}\Big(\overline{|x^*_t(\theta) - x^{d}_t|^2}
+          + \overline{|u^*_t(\theta) - u^{d}_t|^2}\Big),$$
+
+        where $x^*(\theta), u^*(\theta)$ is the optimum for the guessed parameters: every
+        gradient step solves the four problems and differentiates through the solutions. (Cost
+        weights matter only up to a common scale, so the terminal weights are taken as known;
+        seeing the torques as well as the states separates the mass from the torque weight.)
+        The problem set-up and the jit-compiled Adam step come from
+        `examples/inverse_optimal_control.py`:
+        """),
+        code("""
+import sys
+from pathlib import Path
+
+import optax
+
+sys.path.insert(0, str(Path(ilqg.__file__).resolve().parents[1] / "examples"))
+import inverse_optimal_control as ioc
+
+ioc_problem = pendulum.swing_up(ioc.HORIZON)
+x0s = jnp.asarray(ioc.X0S)
+us0 = jnp.zeros((len(ioc.X0S), ioc.HORIZON, 1))
+demo = jax.vmap(lambda x0, u: ilqg.solve(ioc_problem, x0, u, ioc.swing_up_params(ioc.TRUE), ioc.OPTIONS))(x0s, us0)
+print("demonstrations converged:", bool(jnp.all(demo.converged)), " true parameters:", ioc.TRUE)
+
+optimizer = optax.adam(0.05)
+log_theta = {k: jnp.log(jnp.asarray(v)) for k, v in ioc.GUESS.items()}
+opt_state = optimizer.init(log_theta)
+step = ioc.make_step(ioc_problem, optimizer, demo.xs, demo.us, x0s)
+
+steps = 25 if SMALL else 150
+us, losses, trace = us0, [], {k: [] for k in ioc.GUESS}
+t0 = time.perf_counter()
+for i in range(steps):
+    for k, v in log_theta.items():
+        trace[k].append(float(jnp.exp(v)))
+    log_theta, opt_state, us, loss, converged = step(log_theta, opt_state, us)
+    losses.append(float(loss))
+print(f"{steps} Adam steps in {time.perf_counter() - t0:.1f} s (including compilation); "
+      f"loss {losses[0]:.2e} -> {losses[-1]:.2e}")
+"""),
+        code("""
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+axes[0].semilogy(losses)
+axes[0].set(xlabel="Adam step", ylabel="imitation loss (rad², (rad/s)², (N m)²)", title="Imitation loss")
+for j, (k, unit) in enumerate([("m", "kg"), ("q_angle", ""), ("r_torque", "")]):
+    axes[1].plot(trace[k], color=f"C{j}", label=f"{k} {f'({unit})' if unit else ''}")
+    axes[1].axhline(ioc.TRUE[k], color=f"C{j}", ls=":", lw=1)
+axes[1].set(xlabel="Adam step", ylabel="parameter value", title="Learned parameters (dotted: true values)")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+print({k: round(v[-1], 4) for k, v in trace.items()}, "true:", ioc.TRUE)
+"""),
+        md(r"""
+        The loss is an implicit function of $\theta$ through the optimizer, yet its gradient
+        costs one LQR sweep per demonstration — no unrolled iterations, no finite differences.
+        """),
     ]
 
 
@@ -740,8 +829,9 @@ arm, arm_sol = solve_and_show("arm")
 """),
         md(r"""
         Two torques now ($m = 2$): the backward pass solves a $2\times2$ system per step — the
-        case where the seed's elementwise $Q_{uu}^{-1}$ would have been wrong. The shoulder and
-        elbow torques are bell-shaped and the hand moves nearly straight, as in the paper.
+        case where the seed's elementwise $Q_{uu}^{-1}$ would have been wrong. The torques are
+        nearly linear ramps — push, then brake — the minimum-effort profile for moving an
+        inertia, and both joints come to rest at the end.
 
         ## Cart-pole swing-up
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import chex
 import jax
@@ -66,6 +67,16 @@ def test_env_step_and_reward_match_the_environment(env):
     chex.assert_trees_all_close(np.asarray(got_r), np.array([w[1] for w in want]), atol=1e-6, rtol=0)
     clipped = np.abs(np.stack([w[0] for w in want])[:, 1]) >= gym_pendulum.MAX_SPEED
     assert 20 < clipped.sum() < 280, "the sample should exercise the speed clip both ways"
+
+
+def test_state_from_observation_recovers_the_environment_state(env):
+    obs, _ = env.reset(seed=3)
+    x = gym_pendulum.state_from_observation(obs)
+    np.testing.assert_allclose(x, env.state, atol=1e-6)  # the observation is float32
+    env.state = np.array([7.0, -1.0])  # several turns: continuous given the previous angle
+    obs, *_ = env.step(np.zeros(1))
+    x = gym_pendulum.state_from_observation(obs, reference=7.0)
+    np.testing.assert_allclose(x, env.state, atol=1e-6)
 
 
 def test_planning_model_is_the_environment_within_its_limits(env, mpc):
@@ -178,12 +189,24 @@ def test_errors_name_the_argument(mpc):
 # --- The example ----------------------------------------------------------------------------------
 
 
-def test_example_runs_two_seeds_with_sane_returns(env):
+def _load_example():
     spec = importlib.util.spec_from_file_location("gym_pendulum_mpc", os.path.join(REPO, "examples",
                                                                                    "gym_pendulum_mpc.py"))
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    out = example.main(seeds=[0, 1], verbose=False)
+    return example
+
+
+def test_example_without_gymnasium_says_how_to_install_it_and_fails(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gymnasium", None)  # makes `import gymnasium` raise ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        _load_example().main(seeds=[0])
+    assert exit_info.value.code != 0
+    assert 'pip install -e ".[gym]"' in capsys.readouterr().err
+
+
+def test_example_runs_two_seeds_with_sane_returns(env):
+    out = _load_example().main(seeds=[0, 1], verbose=False)
     assert out["seeds"] == [0, 1] and len(out["returns"]) == 2
     # A return is minus a sum of 200 costs, each at most pi^2 + 0.1 * 64 + 0.004 = 16.3; a swing-up from
     # hanging costs a few hundred, an episode that never swings up over a thousand.

@@ -3,25 +3,26 @@
 batch (``jax.vmap`` of ``solve``, and ``solve_batch``).
 
 One problem (a double integrator) whose failure modes are switched on by ``params``, so that
-every case shares one compiled program (and each kind of batch one more): a NaN in the dynamics or an
-inf in the running cost at one time step, an indefinite ``Quu`` (concave in ``u``), a cost
-unbounded below, a cost whose derivatives are NaN where its value is not.
+every case shares one compiled program (and each kind of batch one more): a NaN in the
+dynamics or an inf in the running cost at one time step, an indefinite ``Quu`` (concave in
+``u``), a cost unbounded below, a cost whose derivatives are NaN where its value is not.
 
 Status by case (the README's table; ``max_iter = 150``):
 
-=========================  ===========================================================
-case                       status
-=========================  ===========================================================
-healthy                    CONVERGED
-NaN in the initial rollout NONFINITE, ``iterations == 0``, the initial rollout returned
-NaN region (dynamics)      NONFINITE: stalled at the region's edge, finite trajectory
-inf region (running cost)  NONFINITE: stalled at the region's edge, finite trajectory
-Quu < 0 beyond mu_max      REGULARIZATION_LIMIT after 10 iterations, ``us == us_init``
-unbounded below (linear)   MAX_ITER, cost falling every iteration, finite trajectory
-unbounded below (concave)  MAX_ITER, cost falling every iteration, finite trajectory
-unbounded below, overflows NONFINITE: stalled where the steps overflow, finite trajectory
-NaN derivatives            NONFINITE, the step into them is not taken
-=========================  ===========================================================
+============================  ============================================================
+case                          status
+============================  ============================================================
+healthy                       CONVERGED
+NaN in the initial rollout    NONFINITE, ``iterations == 0``, the initial rollout returned
+NaN region (dynamics)         NONFINITE: stalled at the region's edge, finite trajectory
+inf region (running cost)     NONFINITE: stalled at the region's edge, finite trajectory
+Quu < 0 beyond mu_max         REGULARIZATION_LIMIT after 10 iterations, ``us == us_init``
+unbounded below (linear)      MAX_ITER, cost falling every iteration, finite trajectory
+unbounded below (concave)     MAX_ITER, cost falling every iteration, finite trajectory
+unbounded below, overflowing  NONFINITE: stalled where the steps overflow, finite trajectory
+NaN derivatives               NONFINITE, the step into them is not taken
+NaN x0 inside vmap            NONFINITE, ``iterations == 0`` (for that member only)
+============================  ============================================================
 """
 
 import functools
@@ -251,7 +252,7 @@ def test_solve_batch_failing_members_do_not_spoil_the_others():
     from ilqg_jax.batch import solve_batch
 
     names, x0s, ps = batch_inputs()
-    with pytest.raises(ValueError, match=r"x0s\[8\] is not finite"):
+    with pytest.raises(ValueError, match=rf"x0s\[{len(names) - 1}\] is not finite"):
         solve_batch(PROBLEM, x0s, inputs()[1], ps, OPTIONS, params_axis=0)
     sols = solve_batch(PROBLEM, x0s, inputs()[1], ps, OPTIONS, params_axis=0, on_nonfinite="status")
     assert_members_equal_single_solves(names, sols)

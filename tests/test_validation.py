@@ -1,7 +1,8 @@
 """Hostile inputs: every mistake gets a ``TypeError``/``ValueError`` before tracing, naming the
 argument, what was expected and what was received -- never an XLA stack trace.
 
-The table below is the specification: one row per mistake, with the exception and the
+The table below is the specification: one row per mistake -- in ``Problem``, ``solve``,
+``Options``, ``solve_batch`` and ``MPC`` / ``simulate`` -- with the exception and the
 fragments its message must contain. Validation costs no compilation (the functions are
 checked with ``jax.eval_shape``), so the whole file runs in seconds; end-to-end checks
 under ``jit``/``vmap``/``grad`` use ``jax.eval_shape`` of the public ``solve`` too (the
@@ -185,7 +186,8 @@ HOSTILE = [
     ("options_mu_factor_one", options(mu_factor=1.0), ValueError, ["Options.mu_factor", "> 1"]),
     ("options_mu_min_above_mu_max", options(mu_min=1.0, mu_max=0.5, mu_init=0.0), ValueError,
      ["mu_min <= mu_max", "mu_min=1.0", "mu_max=0.5"]),
-    ("options_mu_init_above_mu_max", options(mu_init=1e11), ValueError, ["mu_init <= mu_max", "mu_init=100000000000.0"]),
+    ("options_mu_init_above_mu_max", options(mu_init=1e11), ValueError,
+     ["mu_init <= mu_max", "mu_init=100000000000.0"]),
     ("options_mu_max_inf", options(mu_max=float("inf")), ValueError, ["Options.mu_max", "finite", "inf"]),
     ("options_min_step_zero", options(min_step=0.0), ValueError, ["Options.min_step", "(0, 1]"]),
     ("options_min_step_above_one", options(min_step=2.0), ValueError, ["Options.min_step", "(0, 1]", "2.0"]),

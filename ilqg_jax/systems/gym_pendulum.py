@@ -20,13 +20,15 @@ Two models:
 * :func:`problem` -- what the optimizer plans with: the same step without the
   speed clip (the torque limit is a box constraint of the problem instead),
   and a smooth, ``2 pi``-periodic fit of the reward. Where the speed stays
-  below 8 rad/s -- which covers every state a controller that wants the
-  pendulum upright visits, since falling from upright reaches only
-  ``sqrt(6 * 10) = 7.7`` rad/s -- the planning step equals the environment's
-  step to rounding. Where the clip is active its derivative is zero, which
-  would tell the optimizer that speed cannot be changed; measured, planning
-  through the clip did no better (see ``benchmarks/mpc.py``), so it is left
-  out. ``problem(clip_speed=True)`` keeps it, for comparison.
+  below 8 rad/s the planning step equals the environment's step to rounding.
+  That covers nearly every state a controller that wants the pendulum upright
+  visits (falling from upright at rest reaches ``sqrt(6 * 10) = 7.7`` rad/s),
+  but not all: a swing that falls back with the torque pushing along can hit
+  the clip for a step or two. Where the clip is active its derivative is zero,
+  which tells the optimizer that the speed cannot be changed -- true of the
+  environment, but a poor guide; measured over 100 episodes, planning through
+  the clip did no better (the ablation in ``benchmarks/mpc.py``), so it is
+  left out. ``problem(clip_speed=True)`` keeps it, for comparison.
 
 The reward's ``wrap(theta)^2`` has a kink at the bottom (``theta = pi``), where
 its gradient jumps from ``2 pi`` to ``-2 pi``. The planning cost replaces it by
@@ -47,6 +49,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ilqg_jax.problem import Problem
 from ilqg_jax.systems import angles, integrators
@@ -128,19 +131,21 @@ def env_reward(x: Array, u: Array) -> Array:
     return -(angles.wrap(x[..., 0]) ** 2 + 0.1 * x[..., 1] ** 2 + 0.001 * torque**2)
 
 
-def state_from_observation(obs: Array, reference: Array | None = None) -> Array:
-    """The state ``[theta, w]`` from the observation ``[cos theta, sin theta, w]``.
+def state_from_observation(obs, reference: float | None = None) -> np.ndarray:
+    """The state ``[theta, w]`` (NumPy float64, on the host) from the observation ``[cos theta, sin theta, w]``.
 
     ``theta`` is in ``(-pi, pi]``, or, given a ``reference`` angle (say the
     previous state's), the angle equal to it modulo ``2 pi`` that lies within
     ``pi`` of the reference -- so that a trajectory read from observations is
-    continuous, as the environment's own state is.
+    continuous, as the environment's own state is. (The observation is
+    float32: the state is recovered to about 1e-7.)
     """
-    obs = jnp.asarray(obs)
-    theta = jnp.arctan2(obs[..., 1], obs[..., 0])
+    obs = np.asarray(obs, dtype=np.float64)
+    theta = np.arctan2(obs[..., 1], obs[..., 0])
     if reference is not None:
-        theta = reference + angles.wrap(theta - reference)
-    return jnp.stack([theta, obs[..., 2]], axis=-1)
+        d = theta - reference
+        theta = reference + (d - 2.0 * np.pi * np.round(d / (2.0 * np.pi)))
+    return np.stack([theta, obs[..., 2]], axis=-1)
 
 
 # --- The planning problem -------------------------------------------------------------------------
