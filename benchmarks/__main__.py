@@ -28,6 +28,7 @@ REGISTRY = [
     "end_to_end",
     "large",
     "batch",
+    "mpc",
 ]
 
 
@@ -91,6 +92,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for name in names:
         print(f"\n=== {name} ===", flush=True)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None   # a shared machine's load skews timings
         t0 = time.perf_counter()
         try:
             mod = importlib.import_module(f"benchmarks.{name}")
@@ -104,7 +106,9 @@ def main(argv=None) -> int:
         if args.dtype:
             cmd += f" --dtype {args.dtype}"
         data = {"name": name, "title": getattr(mod, "TITLE", name), "quick": bool(args.quick),
-                "command": cmd, "created": common.utc_now(), "duration_s": duration, "machine": machine}
+                "command": cmd, "created": common.utc_now(), "duration_s": duration,
+                "machine": dict(machine, load_average_1min=load),
+                "tables": [], "checks": {}, "data": {}}
         data.update(out)
         path = common.write_json(results_dir, name, data)
         for t in out.get("tables", []):

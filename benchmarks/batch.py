@@ -54,7 +54,7 @@ HORIZON = 100
 SEED = 0
 #: Reported against, never enforced (N = 1024, float64, 2 CPU cores).
 TARGETS = {"solves_per_s": 2000.0, "speedup_vs_loop": 10.0}
-PROFILE_N = 256
+PROFILE_N = 128  # a bigger batch overflows the tracer's 1,000,000 events
 
 
 def _sizes(quick: bool):
@@ -193,8 +193,16 @@ _CATEGORIES = [
 ]
 
 
-def _hlo_sources(text: str):
-    """``{instruction: [function names, innermost first]}`` from a compiled HLO module's text."""
+def _hlo_categories(text: str) -> dict:
+    """``{instruction: category}`` for the instructions of a compiled HLO module (its text).
+
+    XLA keeps the Python source of every operation (``stack_frame_id`` and the
+    module's stack-frame tables). A kernel is attributed to the part of the
+    solver most of its operations come from: a fusion by the operations inside
+    its fused computation (so a ``select`` that took the derivatives into its
+    fusion counts as derivatives), walking each operation's stack outwards to
+    the first function named in :data:`_CATEGORIES`.
+    """
     tables, section = {"FunctionNames": {}, "FileLocations": {}, "StackFrames": {}}, None
     for line in text.splitlines():
         if line in tables:
@@ -210,7 +218,7 @@ def _hlo_sources(text: str):
         else:
             tables[section][i] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
 
-    def chain(frame):
+    def frame_category(frame):
         names, seen = [], set()
         while frame and frame in tables["StackFrames"] and frame not in seen:
             seen.add(frame)
@@ -218,11 +226,31 @@ def _hlo_sources(text: str):
             loc = tables["FileLocations"].get(f["file_location_id"], {})
             names.append(tables["FunctionNames"].get(loc.get("function_name_id"), "?"))
             frame = f["parent_frame_id"] - 1  # printed one-based; 0: no parent
-        return names
+        return _category(names)
+
+    computations, current, own, calls = {}, None, {}, {}
+    for line in text.splitlines():
+        head = re.match(r"^(?:ENTRY )?%([\w.\-]+) .*\{$", line)
+        if head:
+            current = head.group(1)
+            computations[current] = []
+            continue
+        ins = re.match(r"^\s*(?:ROOT )?%([\w.\-]+) = ", line)
+        if not ins or current is None:
+            continue
+        name = ins.group(1)
+        frame = re.search(r"stack_frame_id=(\d+)", line)
+        category = frame_category(int(frame.group(1))) if frame else None
+        computations[current].append(category)
+        own[name] = category
+        called = re.search(r"kind=k\w+, calls=%([\w.\-]+)", line)
+        if called:
+            calls[name] = called.group(1)
 
     out = {}
-    for m in re.finditer(r"^\s*(?:ROOT )?%([\w.\-]+) = [^\n]*?stack_frame_id=(\d+)", text, re.M):
-        out[m.group(1)] = chain(int(m.group(2)))
+    for name, category in own.items():
+        votes = collections.Counter(c for c in computations.get(calls.get(name), []) if c and c != "other")
+        out[name] = votes.most_common(1)[0][0] if votes else (category or "other")
     return out
 
 
@@ -235,7 +263,7 @@ def _category(functions) -> str:
     return "other"
 
 
-def _trace(compiled, args, sources, trace_dir):
+def _trace(compiled, args, categories, trace_dir):
     import jax
 
     jax.block_until_ready(compiled(*args))
@@ -251,9 +279,9 @@ def _trace(compiled, args, sources, trace_dir):
     seconds, counts = collections.Counter(), collections.Counter()
     for e in events:
         name = e.get("name")
-        if e.get("ph") != "X" or name not in sources or _CONTAINER.match(name):
+        if e.get("ph") != "X" or name not in categories or _CONTAINER.match(name):
             continue
-        category = _category(sources[name])
+        category = categories[name]
         seconds[category] += e.get("dur", 0) / 1e6
         counts[category] += 1
     return {"wall_traced_s": wall, "kernel_s": sum(seconds.values()), "seconds": dict(seconds),
@@ -275,14 +303,14 @@ def _profile_child(N: int) -> dict:
     out = {"N": N, "slots": batch.default_slots()}
     with tempfile.TemporaryDirectory() as tmp:
         compiled = batch.lower(problem, x0s, us0).compile()
-        out["solve_batch"] = _trace(compiled, (problem, x0s, us0, None), _hlo_sources(compiled.as_text()),
+        out["solve_batch"] = _trace(compiled, (problem, x0s, us0, None), _hlo_categories(compiled.as_text()),
                                     os.path.join(tmp, "batch"))
         for ls in ("backtracking", "parallel"):
             options = ilqg.Options(line_search=ls)
             f = jax.jit(jax.vmap(lambda x, u: solver.solve_unchecked(problem, x, u, None, options),
                                  in_axes=(0, None)))
             compiled = f.lower(x0s, us0).compile()
-            out[f"vmap_{ls}"] = _trace(compiled, (x0s, us0), _hlo_sources(compiled.as_text()),
+            out[f"vmap_{ls}"] = _trace(compiled, (x0s, us0), _hlo_categories(compiled.as_text()),
                                        os.path.join(tmp, ls))
     # The single solve with each line search: which one is the faster default on this machine.
     single = {}

@@ -18,8 +18,9 @@ hundreds of iterations: 150 at ``T = 500``, over 300 at ``T = 2000``.)
 Both JAX rows are ``ilqg_jax.solver.solve_unchecked`` compiled ahead of
 time (no per-call input validation), differing only in its
 ``derivatives_fn`` argument (``trajectory_derivatives`` or
-``finite_difference``), in float32 and float64 (under ``--quick``: JAX + FD
-only at ``T = 100`` in float64, and NumPy "loop" only). One iteration is a
+``finite_difference``), in float32 and float64 (under ``--quick``: JAX + AD in
+float64 at every ``T``, the other JAX variants at ``T = 100`` only, and NumPy
+"loop" only). One iteration is a
 backward pass over ``T`` steps plus a few rollouts of ``T`` steps, so the
 time per iteration should grow linearly with ``T``.
 """
@@ -91,6 +92,7 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
     x0 = np.array([np.pi, 0.0])
     records, checks = [], {}
     numpy_modes = ("loop",) if quick else ("loop", "vectorized")
+    primary = "float64" if "float64" in dtypes else dtypes[0]
     for T in _sizes(quick):
         problem = pendulum.swing_up(T, dt=_dt(T))
         npb = numpy_systems.pendulum_swing_up(dt=_dt(T))
@@ -104,8 +106,8 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
         ref = ref_rec["cost"]
         for dtype in dtypes:
             for method in ("JAX + FD", "JAX + AD"):
-                if quick and method == "JAX + FD" and (T != 100 or (dtype != "float64" and "float64" in dtypes)):
-                    continue          # --quick: FD at T = 100 in float64 only (each variant is a compile)
+                if quick and (method, dtype) != ("JAX + AD", primary) and T != 100:
+                    continue          # --quick: each variant is a compile; the others at T = 100 only
                 print(f"[end_to_end] T={T} {method} {dtype}", flush=True)
                 out = _jax_solve(problem, x0, us0, common.jnp_dtype(dtype), method, quick)
                 if out is None:

@@ -32,8 +32,9 @@ step's solutions (the gradient does not depend on the initial controls). Full
 DDP (``second_order=True``) is used for its exact optimum: the gradients are
 only as accurate as the optimum they are taken at.
 
-Run ``python examples/inverse_optimal_control.py`` (well under a minute on a
-laptop CPU, most of it compilation).
+Run ``python examples/inverse_optimal_control.py``: 600 Adam steps take ~15 s
+on a (loaded, 2-core) CPU, most of it compilation, and recover all three
+parameters to ~1e-4 relative.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def make_step(problem, optimizer, xs_demo, us_demo, x0s):
     return step
 
 
-def main(steps: int = 150, quiet: bool = False, learning_rate: float = 0.05) -> dict:
+def main(steps: int = 600, quiet: bool = False, learning_rate: float = 0.05) -> dict:
     """Fits ``m``, ``q_angle``, ``r_torque`` to demonstrations; returns losses and values.
 
     Args:
@@ -134,7 +135,9 @@ def main(steps: int = 150, quiet: bool = False, learning_rate: float = 0.05) -> 
     assert bool(jnp.all(demo.converged)), "the demonstrations must be optimal"
 
     optimizer = optax.adam(learning_rate)
-    log_theta = {k: jnp.log(jnp.asarray(v)) for k, v in GUESS.items()}
+    # float64 arrays (not weakly typed Python floats): the step's input types must not change after
+    # the first update, or it compiles again.
+    log_theta = {k: jnp.log(jnp.asarray(v, jnp.float64)) for k, v in GUESS.items()}
     opt_state = optimizer.init(log_theta)
     step = make_step(problem, optimizer, demo.xs, demo.us, x0s)
     us, losses, all_converged = us0, [], True
@@ -144,7 +147,7 @@ def main(steps: int = 150, quiet: bool = False, learning_rate: float = 0.05) -> 
         log_theta, opt_state, us, loss, converged = step(log_theta, opt_state, us)
         losses.append(float(loss))
         all_converged &= bool(converged)
-        if i % 10 == 0 or i == steps - 1:
+        if i % 50 == 0 or i == steps - 1:
             log(f"{i:5d} {losses[-1]:10.3e}   " + "  ".join(f"{values[k]:9.4f}" for k in GUESS))
     recovered = {k: float(jnp.exp(v)) for k, v in log_theta.items()}
     seconds = time.perf_counter() - t0

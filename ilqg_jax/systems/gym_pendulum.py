@@ -36,9 +36,13 @@ its Fourier series truncated after ``harmonics`` terms,
 
     ``wrap(theta)^2 = sum_n 4 (-1)^(n+1) / n^2 (1 - cos(n theta))``,
 
-which is smooth and periodic (``harmonics=1`` is ``4 (1 - cos theta)``, the
-usual ``2 (1 - cos theta)`` scaled to match the reward at the bottom rather
-than at the top).
+which is smooth and periodic. The default, ``harmonics=1``, is
+``4 (1 - cos theta)``: twice the reward's curvature at the top, 8 against
+``pi^2 = 9.9`` at the bottom. In closed-loop tuning (horizon 30, 100 episodes)
+it did better than ``2 (1 - cos theta)`` (exact to second order at the top),
+than two harmonics fitted to both the top's curvature and the bottom's value,
+than three harmonics, and than the kinked ``wrap(theta)^2`` itself, by 8 to 14
+in mean return.
 """
 
 from __future__ import annotations
@@ -153,8 +157,8 @@ def state_from_observation(obs, reference: float | None = None) -> np.ndarray:
 
 def angle_error_squared(theta: Array, harmonics: int = 1) -> Array:
     """A smooth, periodic stand-in for ``wrap(theta)^2``: its Fourier series after ``harmonics`` terms,
-    ``sum_{n<=N} 4 (-1)^(n+1) / n^2 * angle_cost(n theta)``. Exact at 0; at ``pi`` it is ``4`` (N = 1),
-    ``4`` (N = 2), ``8.9`` (N = 3) against ``pi^2 = 9.87``."""
+    ``sum_{n<=N} 4 (-1)^(n+1) / n^2 * angle_cost(n theta)``, elementwise. Zero at 0; at ``pi`` it is
+    ``8`` (N = 1, 2), ``8.9`` (N = 3, 4), converging as ``1/N`` to ``pi^2 = 9.87``."""
     terms = [4.0 * (-1.0) ** (n + 1) / n**2 * angles.angle_cost(n * theta) for n in range(1, harmonics + 1)]
     return functools.reduce(jnp.add, terms)
 
