@@ -29,6 +29,7 @@ REGISTRY = [
     "large",
     "batch",
     "mpc",
+    "gradients",
 ]
 
 

@@ -461,7 +461,8 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
         per_it = None
         if r.get("iterations_mean"):
             per_it = 1e6 / (r["solves_per_s"] * r["iterations_mean"])
-        rows.append([r["method"], r["dtype"], r["N"] if r["method"] != "loop of solves" else f"{r['sample']} of {r['N']}",
+        size = r["N"] if r["method"] != "loop of solves" else f"{r['sample']} of {r['N']}"
+        rows.append([r["method"], r["dtype"], size,
                      r["solves_per_s"], r.get("solves_per_cpu_s"), r.get("iterations_mean"), per_it,
                      (r.get("compile") or {}).get("total_s"), r.get("upright"),
                      r.get("load_before", r.get("load"))])

@@ -32,7 +32,8 @@ step's solutions (the gradient does not depend on the initial controls). Full
 DDP (``second_order=True``) is used for its exact optimum: the gradients are
 only as accurate as the optimum they are taken at.
 
-Run ``python examples/inverse_optimal_control.py``: 600 Adam steps take ~15 s
+float64 throughout (importing this module enables ``jax_enable_x64``). Run
+``python examples/inverse_optimal_control.py``: 600 Adam steps take ~15 s
 on a (loaded, 2-core) CPU, most of it compilation, and recover all three
 parameters to ~1e-4 relative.
 """
@@ -94,7 +95,11 @@ def balance_params(values: dict) -> BalanceParams:
 
 
 def make_step(problem, optimizer, xs_demo, us_demo, x0s):
-    """One jit-compiled Adam step on ``log theta``; returns ``(log_theta, opt_state, us, loss)``."""
+    """One jit-compiled Adam step on ``log theta``.
+
+    Returns ``step(log_theta, opt_state, us_init) -> (log_theta, opt_state, us, loss, all_converged)``,
+    where ``us`` (the solutions' controls) warm-starts the next step.
+    """
 
     def solve_all(log_theta, us_init):
         params = balance_params(jax.tree_util.tree_map(jnp.exp, log_theta))

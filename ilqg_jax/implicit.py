@@ -40,6 +40,13 @@ Conventions and limitations:
   in the gradient norm near one); check ``Solution.status``. If the Riccati
   sweep meets a ``Quu`` that is not positive definite (the returned point is
   not a strict local minimum), the derivatives are NaN.
+- **Accuracy** is that of the returned optimum. The solver stops on a relative
+  cost change ``tol``, which on a flat problem leaves errors up to
+  ``~sqrt(tol)`` in the controls with iLQG's linear convergence (``1e-3`` at
+  the default ``tol = 1e-7`` on the pendulum swing-up), and the gradients
+  inherit them. Full DDP (``Options(second_order=True)``) converges
+  quadratically, so its optimum -- and the gradients -- are exact to round-off
+  at a tight ``tol``.
 
 Names as in :mod:`ilqg_jax.backward`: ``fx, fu`` dynamics Jacobians; ``Lxx,
 Luu, Lux`` the Hessians of the Lagrangian (a capital ``L`` to distinguish them
