@@ -1,6 +1,6 @@
 """NumPy iLQR with central finite-difference derivatives: the benchmark baseline.
 
-This is the seed notebook's method (``/work/shared/seed``) with its bugs fixed:
+This is the original research notebook's method with its bugs fixed:
 
 * the dynamics are already discrete, so ``fx`` is the Jacobian of ``f`` itself
   (no extra ``I + A dt``), and the cost derivatives are not scaled by ``dt``

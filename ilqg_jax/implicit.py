@@ -63,7 +63,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 from ilqg_jax.backward import backward_pass
-from ilqg_jax.derivatives import Derivatives, linearize, trajectory_cost
+from ilqg_jax.derivatives import Derivatives, _times, linearize, trajectory_cost
 from ilqg_jax.problem import Problem
 
 Array = jax.Array
@@ -86,10 +86,6 @@ class KKTHessian(NamedTuple):
     Lxx: Array
     Luu: Array
     Lux: Array
-
-
-def _times(us: Array) -> Array:
-    return jnp.arange(us.shape[0])
 
 
 def costates(problem: Problem, xs: Array, us: Array, params=None) -> Array:
