@@ -18,8 +18,11 @@ process, after warm-up:
   float64) on a smaller sample.
 
 Members take different numbers of iterations (mean and max reported), so
-solves/s is the honest unit; every member of a sample is checked against its
-single solve (same iterations and status, ``xs`` to 1e-8 in float64).
+solves/s is the honest unit. Every member of a sample is checked: in float64
+against its single solve (same iterations and status, ``xs`` to 1e-8); in
+float32 against ``jax.vmap(solve)`` (batched code rounds differently from a
+single solve, which float32 iterations can amplify), with the share of members
+equal to their single solve reported.
 
 **Profile** (full mode): where the time of one batch goes, from an XLA trace
 (``--xla_cpu_enable_xprof_traceme``, in a subprocess) of ``solve_batch`` and
@@ -137,11 +140,26 @@ def _vmap_case(problem, x0s, us0, line_search, quick) -> dict:
             "solves_per_cpu_s": N / cpu["cpu_s"], "load_before": _load(), **_stats(f(x0s, us0))}
 
 
+def _agreement(sols, sol_batch, idx, tol):
+    same = [int(s.iterations) == int(sol_batch.iterations[i]) and int(s.status) == int(sol_batch.status[i])
+            and float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) <= tol
+            for i, s in zip(idx, sols)]
+    err = max(float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) for i, s in zip(idx, sols))
+    return float(np.mean(same)), err
+
+
 def _loop_case(problem, x0s, us0, sample: int, sol_batch) -> dict:
-    """A Python loop of public ``ilqg_jax.solve`` calls on the first ``sample`` members; checks them."""
+    """A Python loop of public ``ilqg_jax.solve`` calls on the first ``sample`` members, compared with the batch.
+
+    float64: every member must equal its single solve (iterations, status, ``xs`` to 1e-8). float32:
+    rounding differs between batched (vectorized) and single code, and an optimisation can amplify it
+    into another iteration path, so the batch is checked against ``jax.vmap(solve)`` of the sample
+    (batched code, same rounding) and the share of members equal to their single solve is reported.
+    """
     import jax
 
     import ilqg_jax as ilqg
+    from ilqg_jax import solver
 
     jax.block_until_ready(ilqg.solve(problem, x0s[0], us0))  # compile
     idx = range(min(sample, len(x0s)))
@@ -149,13 +167,19 @@ def _loop_case(problem, x0s, us0, sample: int, sol_batch) -> dict:
     sols = [jax.block_until_ready(ilqg.solve(problem, x0s[i], us0)) for i in idx]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(sols)
-    agree = all(int(s.iterations) == int(sol_batch.iterations[i]) and int(s.status) == int(sol_batch.status[i])
-                for i, s in zip(idx, sols))
-    tol = 1e-8 if sols[0].xs.dtype == np.float64 else 1e-3
-    err = max(float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) for i, s in zip(idx, sols))
-    return {"sample": n, "wall_s": wall, "cpu_s": cpu, "per_solve_s": wall / n, "solves_per_s": n / wall,
-            "solves_per_cpu_s": n / cpu, "iterations_mean": float(np.mean([int(s.iterations) for s in sols])),
-            "members_agree": bool(agree), "max_abs_diff_xs": err, "tolerance": tol, "load": _load()}
+    f64 = sols[0].xs.dtype == np.float64
+    share, err = _agreement(sols, sol_batch, idx, 1e-8 if f64 else 1e-4)
+    out = {"sample": n, "wall_s": wall, "cpu_s": cpu, "per_solve_s": wall / n, "solves_per_s": n / wall,
+           "solves_per_cpu_s": n / cpu, "iterations_mean": float(np.mean([int(s.iterations) for s in sols])),
+           "share_equal_to_single_solve": share, "max_abs_diff_xs_single": err, "load": _load()}
+    if f64:
+        out["members_agree"] = share == 1.0
+    else:
+        vm = jax.jit(jax.vmap(lambda x: solver.solve_unchecked(problem, x, us0)))(x0s[:n])
+        vsols = [jax.tree_util.tree_map(lambda a, i=i: a[i], vm) for i in idx]
+        vshare, verr = _agreement(vsols, sol_batch, idx, 1e-5)
+        out.update(share_equal_to_vmap=vshare, max_abs_diff_xs_vmap=verr, members_agree=vshare == 1.0)
+    return out
 
 
 def _numpy_case(x0s, us0, sample: int) -> dict:
@@ -435,8 +459,8 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
                 print(f"[batch] N={N} {dtype}: loop of {loop_sample} solves", flush=True)
                 loop = _loop_case(problem, x0s, us0, loop_sample, sol)
                 records.append({"method": "loop of solves", "dtype": dtype, "N": N, **loop})
-                checks[f"members_equal_single_solves_{dtype}_N{N}"] = loop["members_agree"] and \
-                    loop["max_abs_diff_xs"] <= loop["tolerance"]
+                oracle = "single_solves" if dtype == "float64" else "vmap_of_solve"
+                checks[f"members_equal_{oracle}_{dtype}_N{N}"] = loop["members_agree"]
             if not quick and dtype == "float64" and N in (128, 1024):
                 for ls in ("backtracking", "parallel"):
                     print(f"[batch] N={N} {dtype}: jax.vmap(solve), {ls}", flush=True)
@@ -491,6 +515,17 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
                          else None])
     tables.insert(0, common.table("Headline against the targets", ["dtype", "N", "metric", "measured", "target",
                                                                   "met"], head))
+    tables.append(common.table(
+        "Members against their single solves (a sample of the batch)",
+        ["dtype", "N", "sample", "share equal to ilqg_jax.solve", "max |xs diff| vs solve",
+         "share equal to jax.vmap(solve)", "max |xs diff| vs vmap"],
+        [[r["dtype"], r["N"], r["sample"], r["share_equal_to_single_solve"], r["max_abs_diff_xs_single"],
+          r.get("share_equal_to_vmap"), r.get("max_abs_diff_xs_vmap")]
+         for r in records if r["method"] == "loop of solves"],
+        note="Equal: same iterations and status, xs within 1e-8 (float64) or 1e-4 (float32; 1e-5 against vmap). "
+             "In float32 the vectorized code of a batch rounds differently from a single solve, and the "
+             "optimisation can turn that into another iteration path (another local optimum); solve_batch "
+             "then agrees with jax.vmap(solve), which rounds the same way."))
     if profile and "solve_batch" in profile:
         prow = []
         for key in ("vmap_backtracking", "vmap_parallel", "solve_batch"):
