@@ -571,7 +571,8 @@ class _Progress:
 def batch_main(args) -> int:
     """``ilqg-jax batch pendulum --n N``: the swing-up from ``N`` initial states, and a basin map.
 
-    ``args`` (argparse): ``system`` (``"pendulum"``), ``n``, ``output`` (PNG
+    ``args`` (argparse): ``system`` (a pendulum task: ``"pendulum"``,
+    ``"pendulum-limited"`` or ``"pendulum-seed"``), ``n``, ``output`` (PNG
     path or ``None``: ``outputs/<system>_basin.png``), ``max_iter``, ``seed``,
     ``float32``. Initial states are a grid over ``(theta, theta_dot)`` when
     ``n`` is a square, else random; ``us_init`` is the task's. Prints
@@ -583,8 +584,9 @@ def batch_main(args) -> int:
     from ilqg_jax import viz
     from ilqg_jax.systems import get_task, pendulum
 
-    if args.system != "pendulum":
-        raise ValueError(f"batch supports the pendulum only, got {args.system!r}.")
+    if not args.system.startswith("pendulum"):
+        raise ValueError(f"batch supports the pendulum tasks only (pendulum, pendulum-limited, pendulum-seed), "
+                         f"got {args.system!r}.")
     task = get_task(args.system)
     dtype = np.float32 if getattr(args, "float32", False) else np.float64
     n = int(args.n)

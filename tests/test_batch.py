@@ -23,7 +23,7 @@ from ilqg_jax.systems import pendulum
 T = 40
 N = 6
 ATOL = 1e-8
-PROBLEM = pendulum.swing_up(horizon=T)
+PROBLEM = pendulum.swing_up_limited(u_max=3.0, horizon=T)  # control limits: the box-QP backward pass too
 
 
 def member(tree, i):
@@ -162,7 +162,7 @@ SHARDED = textwrap.dedent("""
     data = np.load({inputs!r})
     tree = jax.tree_util.tree_structure(pendulum.swing_up_params())
     params = jax.tree_util.tree_unflatten(tree, [data[f"p{{i}}"] for i in range(tree.num_leaves)])
-    problem = pendulum.swing_up(horizon={T})
+    problem = pendulum.swing_up_limited(u_max=3.0, horizon={T})
 
     def save(path, sol):
         np.savez(path, **{{k: np.asarray(v) for k, v in sol._asdict().items() if k != "history"}},
