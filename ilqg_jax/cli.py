@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=solve_main)
 
     b = sub.add_parser("batch", help="solve from many initial states at once; basin map")
-    b.add_argument("system", choices=["pendulum"])
+    b.add_argument("system", choices=["pendulum", "pendulum-limited", "pendulum-seed"])
     b.add_argument("--n", type=int, default=1024, help="number of initial states")
     b.add_argument("--output", "-o", help="PNG basin map (default outputs/<system>_basin.png)")
     b.add_argument("--max-iter", type=int, default=200)

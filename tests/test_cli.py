@@ -1,0 +1,22 @@
+"""The command line: README's first command, and the batch command."""
+
+import os
+
+from ilqg_jax import cli
+
+
+def test_solve_pendulum_logs_iterations_and_writes_a_plot(tmp_path, capsys):
+    out = tmp_path / "pendulum.png"
+    history = tmp_path / "history.png"
+    assert cli.main(["solve", "pendulum", "--output", str(out), "--history", str(history)]) == 0
+    text = capsys.readouterr().out
+    assert "iter    1" in text and "CONVERGED" in text and "goal reached" in text
+    assert out.stat().st_size > 10_000 and history.stat().st_size > 10_000
+
+
+def test_batch_prints_throughput_and_writes_a_basin_map(tmp_path, capsys):
+    out = tmp_path / "basin.png"
+    assert cli.main(["batch", "pendulum", "--n", "16", "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "solves/s" in text and "reached upright" in text
+    assert os.path.getsize(out) > 10_000
