@@ -23,6 +23,7 @@ import traceback
 #: Benchmark modules, in README order.
 REGISTRY = [
     "single_solve",
+    "limits",
     "derivative_accuracy",
     "derivative_speed",
     "end_to_end",

@@ -289,7 +289,7 @@ def solve(dynamics: Callable, running_cost: Callable, terminal_cost: Callable, x
     1. backward pass with ``Quu + mu I``; a failed Cholesky ends the iteration
        (no step, ``mu`` raised);
     2. ``converged`` if the expected reduction of a full step
-       ``-(dV1 + dV2) < tol |J|`` (the line search still runs and its step is
+       ``-(dV1 + dV2) <= tol |J|`` (the line search still runs and its step is
        kept if it lowers the cost, as in the JAX solver);
     3. backtracking line search over ``alphas`` (default ``10**linspace(0, -3, 11)``),
        accepting the first finite cost below ``J``;
@@ -360,7 +360,7 @@ def solve(dynamics: Callable, running_cost: Callable, terminal_cost: Callable, x
         iterations += 1
         ok, K_new, k_new, dV = backward_pass(derivs, mu)
         expected = -(dV[0] + dV[1])
-        small_gradient = ok and expected < tol * abs(J)
+        small_gradient = ok and expected <= tol * abs(J)
 
         accepted, any_finite = None, False
         if ok:

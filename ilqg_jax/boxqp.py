@@ -208,7 +208,11 @@ def box_qp(
     ``MAX_LINE_SEARCH`` if no step size passes the Armijo test).
 
     The loop is a ``lax.while_loop``, so reverse-mode differentiation through
-    it is not supported; differentiate the solution implicitly instead.
+    it is not supported; differentiate the solution implicitly instead. With
+    one variable (``m = 1``, most of the systems here) the minimiser is
+    ``clip(-g / H, lower, upper)`` in closed form: it is computed directly,
+    with the statuses the iteration would give, and no loop (a loop inside
+    every step of the backward pass's scan costs more than the QP itself).
 
     Args:
       H: ``(m, m)`` symmetric Hessian (only needs to be positive definite on
@@ -236,8 +240,71 @@ def box_qp(
     _check_shapes(H, g, lower, upper, x0)
     m = H.shape[0]
     lower, upper = jnp.broadcast_to(lower, (m,)), jnp.broadcast_to(upper, (m,))
+    if m == 1:
+        return _box_qp_scalar(H, g, lower, upper, x0, max_iter=max_iter, min_grad=min_grad)
+    return _projected_newton(H, g, lower, upper, x0, max_iter=max_iter, min_grad=min_grad,
+                             min_rel_improve=min_rel_improve, step_dec=step_dec, min_step=min_step, armijo=armijo)
+
+
+def _start(x0, lower, upper):
+    """The clipped warm start (non-finite entries replaced by the clipped 0)."""
+    x = jnp.clip(x0, lower, upper)
+    return jnp.where(jnp.isfinite(x), x, jnp.clip(jnp.zeros_like(x), lower, upper))
+
+
+def _clamped(x, grad, lower, upper):
+    """The clamped set of the module docstring (a variable with ``lower == upper`` is always clamped)."""
+    return ((x == lower) & (grad > 0)) | ((x == upper) & (grad < 0)) | (lower == upper)
+
+
+def _grad_tol(g, H, x, free, min_grad):
+    """``max(min_grad, 8 m eps |(|g| + |H| |x|)_f|)``: the tolerance on the free gradient's norm."""
+    m = g.shape[0]
+    roundoff = jnp.where(free, jnp.abs(g) + jnp.abs(H) @ jnp.abs(x), jnp.zeros((), g.dtype))
+    return jnp.maximum(min_grad, 8 * m * jnp.finfo(g.dtype).eps * jnp.linalg.norm(roundoff))
+
+
+def _box_qp_scalar(H, g, lower, upper, x0, *, max_iter, min_grad) -> BoxQPResult:
+    """:func:`box_qp` for ``m = 1``: the first check of the iteration at the warm start, then the exact step.
+
+    At the clipped warm start the checks of :func:`_projected_newton` run in
+    its order (all clamped, not positive definite, small gradient,
+    ``max_iter``, no descent); otherwise one step lands on
+    ``clip(-g / H, lower, upper)``, where the gradient is zero or points out
+    of the box, so the iteration would stop there with ``SMALL_GRADIENT`` or
+    ``ALL_CLAMPED``.
+    """
+    x = _start(x0, lower, upper)
+    h, g1 = H[0, 0], g[0]
+    grad = g + H[:, 0] * x
+    clamped = _clamped(x, grad, lower, upper)
+    newton = jnp.clip(-g1 / jnp.where(h > 0, h, 1.0), lower[0], upper[0])
+    finite_step = jnp.isfinite(newton) & jnp.isfinite(grad[0])
+    x_new = jnp.where(finite_step, newton, x[0])[None]
+    grad_new = g + H[:, 0] * x_new
+    conditions = [
+        clamped[0],
+        ~(h > 0),
+        jnp.abs(grad[0]) < _grad_tol(g, H, x, ~clamped, min_grad),
+        max_iter <= 0,
+        ~finite_step,
+    ]
+    stop = jnp.select(conditions, [BoxQPStatus.ALL_CLAMPED, BoxQPStatus.NOT_POSITIVE_DEFINITE,
+                                   BoxQPStatus.SMALL_GRADIENT, BoxQPStatus.MAX_ITER, BoxQPStatus.NO_DESCENT],
+                      _RUNNING)
+    stepped = stop == _RUNNING
+    clamped_new = _clamped(x_new, grad_new, lower, upper)
+    status = jnp.where(stepped, jnp.where(clamped_new[0], BoxQPStatus.ALL_CLAMPED, BoxQPStatus.SMALL_GRADIENT),
+                       stop)
+    return BoxQPResult(x=jnp.where(stepped, x_new, x), free=~jnp.where(stepped, clamped_new, clamped),
+                       status=status.astype(jnp.int32), iterations=stepped.astype(jnp.int32))
+
+
+def _projected_newton(H, g, lower, upper, x0, *, max_iter, min_grad, min_rel_improve, step_dec, min_step,
+                      armijo) -> BoxQPResult:
+    """:func:`box_qp`'s iteration (Algorithm 1 of the paper) for any ``m``; arguments already checked."""
+    dtype = g.dtype
     fixed = lower == upper
-    eps = jnp.finfo(dtype).eps
     zero = jnp.zeros((), dtype)
 
     def clamp(x):
@@ -274,14 +341,13 @@ def box_qp(
     def iteration(s: _State) -> _State:
         x = s.x
         grad = g + H @ x
-        clamped = ((x == lower) & (grad > 0)) | ((x == upper) & (grad < 0)) | fixed
+        clamped = _clamped(x, grad, lower, upper)
         free = ~clamped
         chol = linalg.cholesky(_masked_hessian(H, free))
         positive_definite = jnp.all(jnp.isfinite(chol))
         grad_f = jnp.where(free, grad, zero)
         gnorm = jnp.linalg.norm(grad_f)
-        roundoff = jnp.where(free, jnp.abs(g) + jnp.abs(H) @ jnp.abs(x), zero)
-        grad_tol = jnp.maximum(min_grad, 8 * m * eps * jnp.linalg.norm(roundoff))
+        grad_tol = _grad_tol(g, H, x, free, min_grad)
         small_improvement = (s.iterations > 0) & (
             s.improvement <= min_rel_improve * jnp.abs(s.old_value)
         )
@@ -323,8 +389,7 @@ def box_qp(
             iterations=s.iterations + active.astype(jnp.int32),
         )
 
-    x = clamp(x0)
-    x = jnp.where(jnp.isfinite(x), x, clamp(jnp.zeros_like(x)))
+    x = _start(x0, lower, upper)
     value = objective(x)
     init = _State(
         x=x,

@@ -74,8 +74,36 @@ def solve_main(args) -> int:
     return 0 if sol.converged or status == ilqg.Status.MAX_ITER else 1
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _cpu_devices(requested) -> None:
+    """One CPU device per core (or ``requested``) so that ``solve_batch`` splits the batch over every core.
+
+    XLA runs the batch's small kernels on one core per device. Set before JAX starts its backends; an
+    explicit ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, or a backend already started
+    (the command called from a running program), is left as it is.
+    """
+    import jax
+
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    count = _usable_cores() if requested is None else int(requested)
+    if count < 1:
+        raise ValueError(f"--cpu-devices must be >= 1, got {count}.")
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # backends already initialised: keep their devices
+        pass
+
+
 def batch_main(args) -> int:
     _configure(args)
+    _cpu_devices(getattr(args, "cpu_devices", None))
     from ilqg_jax import batch
 
     return batch.batch_main(args)
@@ -115,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-iter", type=int, default=200)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--float32", action="store_true")
+    b.add_argument("--cpu-devices", type=int, default=None,
+                   help="CPU devices to split the batch over, one core each (default: one per usable core)")
     b.set_defaults(func=batch_main)
 
     s = sub.add_parser("bench", help="run the benchmark suite (arguments go to python -m benchmarks)")

@@ -43,7 +43,11 @@ class Status(enum.IntEnum):
     """Why a solve stopped.
 
     - ``CONVERGED``: the relative cost decrease of an accepted step, or the
-      expected decrease of a full step, fell below ``Options.tol``.
+      expected decrease of a full step, fell below ``Options.tol``. This bounds the cost still to gain, not the gradient:
+      on a shallow valley iLQR converges linearly and stops where the next
+      steps would gain less than ``tol`` (relative) each; ask for a smaller
+      ``tol`` (or ``second_order=True``) where stationarity matters, e.g.
+      before differentiating through the solution.
     - ``MAX_ITER``: ``Options.max_iter`` iterations without converging; the
       result is the best trajectory found.
     - ``REGULARIZATION_LIMIT``: ``mu`` exceeded ``Options.mu_max``: no step
@@ -72,7 +76,7 @@ class Options(NamedTuple):
 
     Attributes:
       max_iter: maximum number of iterations (backward + forward pass).
-      tol: relative cost-decrease tolerance. The effective tolerance is never
+      tol: relative cost-decrease tolerance (see :class:`Status`). The effective tolerance is never
         below ``64 * eps`` of the dtype (float32 cannot resolve a 1e-7
         relative change of a sum of many terms).
       mu_init, mu_min, mu_max, mu_factor: Levenberg-Marquardt schedule of
@@ -300,7 +304,8 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     """
     accepted, alpha, xs, us, cost, hit_nonfinite = step
     full_expected = -(bw.dV[0] + bw.dV[1])
-    small_gradient = bw.ok & (full_expected < tol * jnp.abs(state.cost))
+    # ``<=``: a trajectory of cost 0 with nothing to gain (e.g. already at rest at the goal) has converged.
+    small_gradient = bw.ok & (full_expected <= tol * jnp.abs(state.cost))
 
     derivs, d2 = jax.lax.cond(accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn),
                               lambda _: (state.derivs, state.d2), None)
@@ -313,8 +318,9 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
 
     rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
     it = state.iteration + 1
-    # A small decrease is convergence only if NaN/inf did not cut the step short: a solver
-    # stalled against a non-finite region (or an overflow) reports NONFINITE, not CONVERGED.
+    # A small decrease is convergence (as in iLQG.m, whatever the step size: on a non-smooth cost only
+    # short steps may be left) only if NaN/inf did not cut the step short: a solver stalled against a
+    # non-finite region (or an overflow) reports NONFINITE, not CONVERGED.
     small_step = accepted & (rel_decrease < tol)
     status = jnp.select(
         [accepted & ~derivs_finite,

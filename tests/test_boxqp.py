@@ -119,6 +119,29 @@ def test_matches_brute_force_active_set_oracle(m):
     assert n_checked > 0.9 * N_PROBLEMS * m  # degenerate cases are rare
 
 
+def test_one_variable_closed_form_equals_projected_newton():
+    """m = 1 is solved as clip(-g/H): the same x, free set and status class as the iteration, with no loop;
+    and the same statuses for the failures (H <= 0, NaN g, fixed variable, max_iter = 0)."""
+    from ilqg_jax.boxqp import _projected_newton
+
+    H, g, lower, upper, x0 = random_problems(1, N_PROBLEMS, seed=21)
+    H[:8, 0, 0] = -np.abs(H[:8, 0, 0])  # not positive definite
+    g[8:12] = np.nan
+    kw = dict(max_iter=100, min_grad=1e-8, min_rel_improve=1e-8, step_dec=0.6, min_step=1e-22, armijo=0.1)
+    newton = jax.jit(jax.vmap(lambda *a: _projected_newton(*a, **kw)))(H, g, lower, upper, x0)
+    closed = batched_box_qp(H, g, lower, upper, x0)
+    np.testing.assert_allclose(np.asarray(closed.x), np.asarray(newton.x), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(closed.free), np.asarray(newton.free))
+    ok_closed, ok_newton = (np.isin(np.asarray(r.status), CONVERGED) for r in (closed, newton))
+    np.testing.assert_array_equal(ok_closed, ok_newton)
+    np.testing.assert_array_equal(np.asarray(closed.status)[~ok_closed], np.asarray(newton.status)[~ok_newton])
+    assert np.sum(np.asarray(closed.status) == BoxQPStatus.NOT_POSITIVE_DEFINITE) > 0
+    assert np.sum(np.asarray(closed.status) == BoxQPStatus.NO_DESCENT) > 0
+    assert np.all(np.asarray(closed.iterations) <= 1)
+    zero_iter = jit_box_qp(jnp.array([[2.0]]), jnp.array([1.0]), -1.0, 1.0, jnp.array([0.5]), max_iter=0)
+    assert zero_iter.status == BoxQPStatus.MAX_ITER and float(zero_iter.x[0]) == 0.5
+
+
 def test_unconstrained_is_newton_point_in_one_step():
     H, g, _, _, x0 = random_problems(4, N_PROBLEMS, seed=10)
     inf = np.full_like(g, np.inf)

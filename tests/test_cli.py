@@ -20,3 +20,17 @@ def test_batch_prints_throughput_and_writes_a_basin_map(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "solves/s" in text and "reached upright" in text
     assert os.path.getsize(out) > 10_000
+
+
+def test_batch_uses_one_cpu_device_per_core_unless_told(tmp_path):
+    """A fresh process: ``--cpu-devices 2`` splits the batch over two CPU devices before JAX starts."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    out = subprocess.run([sys.executable, "-m", "ilqg_jax.cli", "batch", "pendulum", "--n", "4", "--max-iter", "3",
+                          "--cpu-devices", "2", "--output", str(tmp_path / "b.png")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "on 2 cpu device(s)" in out.stdout

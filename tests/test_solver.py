@@ -251,6 +251,44 @@ def test_nonfinite_region_is_avoided_and_reported():
     assert float(jnp.max(sol.xs[:-1, 0])) <= 2.0
 
 
+def test_zero_cost_start_converges_at_once():
+    """Upright at rest with zero torque costs exactly 0 and nothing can be gained: CONVERGED, unchanged."""
+    for problem in (pendulum.swing_up(40), pendulum.swing_up_limited(2.0, horizon=40)):
+        sol = ilqg.solve(problem, jnp.zeros(2), jnp.zeros((40, 1)))
+        assert float(sol.cost) == 0.0
+        assert sol.status == ilqg.Status.CONVERGED and int(sol.iterations) == 1
+        np.testing.assert_array_equal(sol.us, 0.0)
+
+
+def _update_after(step_alpha, new_cost, expected):
+    """``(status, cost before)`` that :func:`ilqg_jax.solver._update` gives an accepted step of the swing-up."""
+    from ilqg_jax import solver
+
+    problem, options = pendulum.swing_up(20), ilqg.Options()
+    us = random_init(20)
+    state = solver._init_state(problem, X0, us, None, options, ilqg.derivatives.trajectory_derivatives)
+    bw = solver._backward(problem, state, jnp.asarray(1e3), options)  # hanging: Quu needs a large mu
+    assert bool(bw.ok)
+    bw = bw._replace(dV=jnp.array([-expected, 0.0]))  # expected decrease of a full step
+    step = (jnp.array(True), jnp.asarray(step_alpha), state.xs, state.us, jnp.asarray(new_cost), jnp.array(False))
+    tol = solver.effective_tol(options, jnp.float64)
+    new = solver._update(problem, None, options, tol, ilqg.derivatives.trajectory_derivatives, state, bw, step)
+    return int(new.status), float(state.cost)
+
+
+def test_stopping_rule():
+    """CONVERGED when a step lowers the cost by less than tol (relative, any step size, as in iLQG.m),
+    or when a full step is expected to gain at most tol * |cost|; otherwise the solve goes on."""
+    from ilqg_jax import solver
+
+    _, cost = _update_after(1.0, 0.0, 1.0)
+    tiny, large = cost * (1 - 1e-9), cost * (1 - 1e-3)  # relative decreases 1e-9 < tol < 1e-3
+    for alpha in (1.0, 1e-3):
+        assert _update_after(alpha, tiny, expected=0.1 * cost)[0] == ilqg.Status.CONVERGED
+        assert _update_after(alpha, large, expected=0.1 * cost)[0] == solver._RUNNING
+        assert _update_after(alpha, large, expected=1e-9 * cost)[0] == ilqg.Status.CONVERGED
+
+
 def test_max_iter_status():
     sol = ilqg.solve(pendulum.swing_up(), X0, random_init(100), options=ilqg.Options(max_iter=3))
     assert sol.status == ilqg.Status.MAX_ITER and int(sol.iterations) == 3
