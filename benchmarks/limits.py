@@ -32,8 +32,8 @@ HORIZON = 100
 ARM_U_MAX = 1.0
 
 
-def _cases():
-    """``[(system, label, problem, x0, us_init, params, u_max or None)]``."""
+def _cases(quick: bool):
+    """``[(system, label, problem, x0, us_init, params, u_max or None)]``; the pendulum only under ``--quick``."""
     import jax.numpy as jnp
 
     from benchmarks.single_solve import initial_controls
@@ -43,7 +43,7 @@ def _cases():
     us0 = jnp.asarray(initial_controls(HORIZON))
     arm = get_task("arm")
     arm_free = arm.problem.replace(control_lower=None, control_upper=None)
-    return [
+    cases = [
         ("pendulum", "no limits", pendulum.swing_up(HORIZON), x0, us0, None, None),
         ("pendulum", "|u| <= 1000 (never binds)", pendulum.swing_up(HORIZON, u_max=1e3), x0, us0, None, 1e3),
         ("pendulum", "|u| <= 2 (binds)", pendulum.swing_up_limited(2.0, HORIZON), x0, us0, None, 2.0),
@@ -55,6 +55,7 @@ def _cases():
          arm.problem.replace(control_lower=jnp.full(2, -ARM_U_MAX), control_upper=jnp.full(2, ARM_U_MAX)),
          arm.x0, arm.us_init, arm.params, ARM_U_MAX),
     ]
+    return [c for c in cases if c[0] == "pendulum"] if quick else cases
 
 
 def _rollouts_per_iteration(alpha_history, alphas, iterations):
@@ -143,7 +144,7 @@ def run(quick: bool = False, results_dir: str = common.DEFAULT_RESULTS_DIR) -> d
     arm = get_task("arm")
     cases, solutions, checks = [], [], {}
     reference = {}
-    for system, label, problem, x0, us0, params, u_max in _cases():
+    for system, label, problem, x0, us0, params, u_max in _cases(quick):
         print(f"[limits] {system}: {label}", flush=True)
         sol, row = _solve_case(problem, x0, us0, params, quick)
         row.update(system=system, label=label, u_max=u_max)

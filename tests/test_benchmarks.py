@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks import numpy_ilqr, numpy_systems
+from oracles import riccati
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,20 +37,12 @@ def _lq_problem(n=3, m=2, T=30, seed=0):
 
 
 def _riccati(A, B, Q, R, Qf, x0, T):
-    """Finite-horizon discrete LQR: ``P_T = Qf``, ``K_t = -(R + B'PB)^-1 B'PA``; returns ``(xs, us, cost)``."""
-    P = Qf
-    Ks = []
-    for _ in range(T):
-        K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
-        P = Q + A.T @ P @ A + A.T @ P @ B @ K
-        Ks.append(K)
-    Ks = Ks[::-1]
-    xs, us = [x0], []
-    for t in range(T):
-        us.append(Ks[t] @ xs[-1])
-        xs.append(A @ xs[-1] + B @ us[-1])
-    cost = 0.5 * x0 @ P @ x0
-    return np.array(xs), np.array(us), cost
+    """The time-invariant LQ problem by the shared Riccati oracle; returns ``(xs, us, cost)``."""
+    n, m = B.shape
+    lq = dict(A=np.broadcast_to(A, (T, n, n)), B=np.broadcast_to(B, (T, n, m)), c=np.zeros((T, n)),
+              Q=np.broadcast_to(Q, (T, n, n)), R=np.broadcast_to(R, (T, m, m)), S=np.zeros((T, m, n)),
+              q=np.zeros((T, n)), r=np.zeros((T, m)), Qf=Qf, qf=np.zeros(n))
+    return riccati(lq, x0, T)
 
 
 def _lq_callables(A, B, Q, R, Qf):

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import ilqg_jax as ilqg
+from oracles import riccati
 
 S = ilqg.Status
 SHAPES = [(2, 1, 8), (3, 2, 12)]  # (n, m, T)
@@ -92,30 +93,6 @@ def cast(tree, dtype):
 
 def member(tree, i):
     return jax.tree.map(lambda a: np.asarray(a[i]), tree)
-
-
-def riccati(p, x0, T):
-    """Time-varying LQR with affine dynamics by the Riccati recursion (NumPy): optimal ``(xs, us, cost)``."""
-    P, s = p["Qf"], p["qf"]
-    gains = []
-    for t in reversed(range(T)):
-        A, B, c = p["A"][t], p["B"][t], p["c"][t]
-        sc = s + P @ c
-        Quu, Qux = p["R"][t] + B.T @ P @ B, p["S"][t] + B.T @ P @ A
-        Qu, Qxx, Qx = p["r"][t] + B.T @ sc, p["Q"][t] + A.T @ P @ A, p["q"][t] + A.T @ sc
-        K, k = -np.linalg.solve(Quu, Qux), -np.linalg.solve(Quu, Qu)
-        P, s = Qxx + Qux.T @ K, Qx + Qux.T @ k
-        P = 0.5 * (P + P.T)
-        gains.append((K, k))
-    xs, us, cost = [x0], [], 0.0
-    for t, (K, k) in enumerate(reversed(gains)):
-        x = xs[-1]
-        u = K @ x + k
-        cost += 0.5 * x @ p["Q"][t] @ x + 0.5 * u @ p["R"][t] @ u + u @ p["S"][t] @ x + p["q"][t] @ x + p["r"][t] @ u
-        us.append(u)
-        xs.append(p["A"][t] @ x + p["B"][t] @ u + p["c"][t])
-    cost += 0.5 * xs[-1] @ p["Qf"] @ xs[-1] + p["qf"] @ xs[-1]
-    return np.array(xs), np.array(us), cost
 
 
 shapes = st.sampled_from(SHAPES)

@@ -8,6 +8,7 @@ import pytest
 
 import ilqg_jax as ilqg
 from ilqg_jax.systems import pendulum
+from oracles import riccati
 
 X0 = jnp.array([jnp.pi, 0.0])
 
@@ -54,40 +55,13 @@ def lq_problem(lq, T):
     return ilqg.Problem(dynamics, running, terminal, T)
 
 
-def riccati(lq, x0, T):
-    """Discrete-time LQR for affine dynamics by the Riccati recursion (NumPy, absolute coordinates)."""
-    P, p = lq["Qf"], lq["qf"]
-    gains = []
-    for t in reversed(range(T)):
-        A, B, c = lq["A"][t], lq["B"][t], lq["c"][t]
-        pc = p + P @ c
-        Quu = lq["R"][t] + B.T @ P @ B
-        Qux = lq["S"][t] + B.T @ P @ A
-        Qu = lq["r"][t] + B.T @ pc
-        Qxx = lq["Q"][t] + A.T @ P @ A
-        Qx = lq["q"][t] + A.T @ pc
-        K = -np.linalg.solve(Quu, Qux)
-        k = -np.linalg.solve(Quu, Qu)
-        P = Qxx + Qux.T @ K
-        P = 0.5 * (P + P.T)
-        p = Qx + Qux.T @ k
-        gains.append((K, k))
-    gains.reverse()
-    xs, us = [np.asarray(x0)], []
-    for t, (K, k) in enumerate(gains):
-        u = K @ xs[-1] + k
-        us.append(u)
-        xs.append(lq["A"][t] @ xs[-1] + lq["B"][t] @ u + lq["c"][t])
-    return np.array(xs), np.array(us)
-
-
 @pytest.mark.parametrize("n,m,T", [(1, 1, 5), (2, 1, 30), (3, 2, 20), (5, 3, 15)])
 def test_lqr_matches_riccati_in_one_iteration(n, m, T):
     lq = make_lq(n, m, T, seed=n * 10 + m)
     x0 = np.random.default_rng(1).standard_normal(n)
     us_init = np.random.default_rng(2).standard_normal((T, m))
     sol = ilqg.solve(lq_problem(lq, T), x0, us_init, options=ilqg.Options(max_iter=1, mu_init=0.0))
-    xs_ref, us_ref = riccati(lq, x0, T)
+    xs_ref, us_ref, _ = riccati(lq, x0, T)
     assert int(sol.iterations) == 1
     np.testing.assert_allclose(sol.us, us_ref, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(sol.xs, xs_ref, rtol=1e-8, atol=1e-8)
@@ -97,7 +71,7 @@ def test_lqr_with_default_regularization_converges_to_riccati():
     lq = make_lq(3, 2, 25, seed=7)
     x0 = np.ones(3)
     sol = ilqg.solve(lq_problem(lq, 25), x0, np.zeros((25, 2)), options=ilqg.Options(tol=1e-12))
-    _, us_ref = riccati(lq, x0, 25)
+    _, us_ref, _ = riccati(lq, x0, 25)
     assert bool(sol.converged)
     np.testing.assert_allclose(sol.us, us_ref, rtol=1e-6, atol=1e-6)
 
