@@ -14,8 +14,7 @@ to tell apart; with one control the box QP is solved in closed form.
 Besides whole solves, the backward pass alone is timed on one trajectory (the
 limited solution's) with and without limits: that ratio is the cost of the
 box QP per time step, free of the differences in line search between the
-solves. The target of the issue that asked for this benchmark: limits cost
-less than 1.5x per iteration.
+solves. The target: limits cost less than 1.5x per iteration.
 """
 
 from __future__ import annotations
