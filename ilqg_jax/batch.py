@@ -477,8 +477,8 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         A 1-D ``jax.sharding.Mesh``, or a ``NamedSharding(mesh,
         PartitionSpec(axis))``: split over that mesh axis.
       slots: members iterated together per device (finished ones are
-        replaced by the next members); ``None``: :func:`default_slots` (128 on
-        CPU, all members on GPU/TPU). Any value gives the same results.
+        replaced by the next members); ``None``: :func:`default_slots` (:data:`CPU_SLOTS`
+        = 64 on CPU, all members on GPU/TPU). Any value gives the same results.
       on_nonfinite: a member whose ``x0s`` (or ``us_inits``) row holds NaN/inf:
         ``"raise"`` (default) raises ``ValueError`` naming the members;
         ``"status"`` solves the others and returns ``Status.NONFINITE`` with
