@@ -43,9 +43,10 @@ class Status(enum.IntEnum):
     """Why a solve stopped.
 
     - ``CONVERGED``: the relative cost decrease of an accepted step, or the
-      expected decrease of a full step, fell below ``Options.tol``. This bounds the cost still to gain, not the gradient:
-      on a shallow valley iLQR converges linearly and stops where the next
-      steps would gain less than ``tol`` (relative) each; ask for a smaller
+      expected decrease of a full step, fell below ``Options.tol``. This
+      bounds the cost still to gain, not the gradient: on a shallow valley
+      iLQR converges linearly and stops where the next steps would gain less
+      than ``tol`` (relative) each; ask for a smaller
       ``tol`` (or ``second_order=True``) where stationarity matters, e.g.
       before differentiating through the solution.
     - ``MAX_ITER``: ``Options.max_iter`` iterations without converging; the
