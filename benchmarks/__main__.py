@@ -23,6 +23,8 @@ import traceback
 #: Benchmark modules, in README order.
 REGISTRY = [
     "single_solve",
+    "convergence",
+    "backward",
     "limits",
     "derivative_accuracy",
     "derivative_speed",
@@ -31,6 +33,8 @@ REGISTRY = [
     "batch",
     "mpc",
     "gradients",
+    "constrained",
+    "peers",
 ]
 
 

@@ -25,7 +25,7 @@ from ilqg_jax.derivatives import Derivatives
 
 Array = jax.Array
 
-__all__ = ["BackwardResult", "backward_pass"]
+__all__ = ["BackwardResult", "backward_pass", "pack", "q_terms", "gains", "value_update"]
 
 
 class BackwardResult(NamedTuple):
@@ -51,6 +51,70 @@ class BackwardResult(NamedTuple):
 
 def _symmetrize(A: Array) -> Array:
     return 0.5 * (A + A.T)
+
+
+def pack(d: Derivatives, second_order: Optional[tuple[Array, Array, Array]] = None) -> dict:
+    """Per-step inputs in joint coordinates ``z = [x; u]``, vectorised over time.
+
+    Returns ``{"fz": (T, n, n+m), "lz": (T, n+m), "lzz": (T, n+m, n+m)}`` with
+    ``fz = [fx fu]``, ``lz = [lx; lu]``, ``lzz = [[lxx, lux'], [lux, luu]]``,
+    plus ``"fzz": (T, n, n+m, n+m)`` (the dynamics Hessians, same layout) with
+    ``second_order = (fxx, fuu, fux)``.
+    """
+    fz = jnp.concatenate([d.fx, d.fu], axis=2)
+    lz = jnp.concatenate([d.lx[:-1], d.lu], axis=1)
+    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
+                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)
+    inputs = {"fz": fz, "lz": lz, "lzz": lzz}
+    if second_order is not None:
+        fxx, fuu, fux = second_order
+        inputs["fzz"] = jnp.concatenate([jnp.concatenate([fxx, jnp.swapaxes(fux, 2, 3)], axis=3),
+                                         jnp.concatenate([fux, fuu], axis=3)], axis=2)
+    return inputs
+
+
+def q_terms(Vx: Array, Vxx: Array, inp: dict) -> tuple[Array, Array]:
+    """``Qz: (n+m,)`` and symmetric ``Qzz: (n+m, n+m)`` of one step from ``Vx, Vxx`` of the next (eq. 5)."""
+    fz = inp["fz"]
+    Qz = inp["lz"] + Vx @ fz
+    Qzz = inp["lzz"] + fz.T @ (Vxx @ fz)
+    if "fzz" in inp:
+        Qzz = Qzz + jnp.tensordot(Vx, inp["fzz"], axes=1)
+    return Qz, _symmetrize(Qzz)
+
+
+def gains(Qz: Array, Qzz: Array, mu: Array, n: int) -> tuple[Array, Array, Array]:
+    """``K: (m, n)``, ``k: (m,)`` from ``Quu + mu I`` by Cholesky (eq. 6), and ``ok`` (it is positive definite)."""
+    Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
+    L = linalg.cholesky(Quu + mu * jnp.eye(Quu.shape[0], dtype=Quu.dtype))
+    kK = -linalg.cho_solve(L, jnp.concatenate([Qu[:, None], Qux], axis=1))
+    return kK[:, 1:], kK[:, 0], jnp.all(jnp.isfinite(L))
+
+
+def value_update(Qz: Array, Qzz: Array, K: Array, k: Array) -> tuple[Array, Array, Array]:
+    """``Vx: (n,)``, ``Vxx: (n, n)`` and the step's ``dV: (2,)`` for the policy ``u = K x + k`` (eq. 11).
+
+    With ``G = [I; K]``: ``Vxx = G' Qzz G`` and ``Vx = G' (Qz + Qzz[:, u] k)``, i.e.
+    ``Vx = Qx + K'Quu k + K'Qu + Qux'k``, ``Vxx = Qxx + K'Quu K + K'Qux + Qux'K`` with the
+    unregularised ``Quu``.
+    """
+    n = K.shape[1]
+    G = jnp.concatenate([jnp.eye(n, dtype=K.dtype), K], axis=0)
+    Vx = (Qz + Qzz[:, n:] @ k) @ G
+    Vxx = _symmetrize(G.T @ (Qzz @ G))
+    dV = jnp.stack([k @ Qz[n:], 0.5 * k @ Qzz[n:, n:] @ k])
+    return Vx, Vxx, dV
+
+
+def _limited_gains(Qz, Qzz, mu, inp, lower, upper):
+    """Gains under control limits: ``k`` from the box QP, ``K`` on its free subspace (Tassa et al. 2014)."""
+    n = Qz.shape[0] - inp["u"].shape[0]
+    Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
+    Quu_reg = Quu + mu * jnp.eye(Quu.shape[0], dtype=Quu.dtype)
+    qp = boxqp.box_qp(Quu_reg, Qu, lower - inp["u"], upper - inp["u"], inp["k_warm"])
+    K = -boxqp.free_subspace_solve(Quu_reg, Qux, qp.free)
+    ok = (qp.status != boxqp.BoxQPStatus.NOT_POSITIVE_DEFINITE) & jnp.all(jnp.isfinite(K))
+    return K, qp.x, ok
 
 
 def backward_pass(
@@ -83,57 +147,25 @@ def backward_pass(
       :class:`BackwardResult`.
     """
     T, m = d.lu.shape
-    n = d.lx.shape[1]
     dtype = d.lx.dtype
     limited = control_lower is not None
-    eye = jnp.eye(m, dtype=dtype)
-    eye_n = jnp.eye(n, dtype=dtype)
     if limited and k_warm is None:
         k_warm = jnp.zeros((T, m), dtype)
-
-    # Pack per time step (outside the scan, vectorised): z = [x; u], f_z = [fx fu], l_z = [lx; lu],
-    # l_zz = [[lxx, lux'], [lux, luu]]. Each scan step then needs a handful of small products,
-    # which matters on CPU where every operation inside a loop has a fixed cost.
-    fz = jnp.concatenate([d.fx, d.fu], axis=2)  # (T, n, n+m)
-    lz = jnp.concatenate([d.lx[:-1], d.lu], axis=1)  # (T, n+m)
-    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
-                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)  # (T, n+m, n+m)
-    inputs = {"fz": fz, "lz": lz, "lzz": lzz}
-    if second_order is not None:
-        fxx, fuu, fux = second_order
-        inputs["fzz"] = jnp.concatenate([jnp.concatenate([fxx, jnp.swapaxes(fux, 2, 3)], axis=3),
-                                         jnp.concatenate([fux, fuu], axis=3)], axis=2)  # (T, n, n+m, n+m)
+    # Packed per time step outside the scan (vectorised), so each scan step needs only a handful of
+    # small products: on CPU every operation inside a loop has a fixed cost.
+    inputs = pack(d, second_order)
     if limited:
         inputs["u"] = us
         inputs["k_warm"] = k_warm
 
     def step(carry, inp):
         Vx, Vxx, ok = carry
-        fz = inp["fz"]
-        Qz = inp["lz"] + Vx @ fz
-        Qzz = inp["lzz"] + fz.T @ (Vxx @ fz)
-        if second_order is not None:
-            Qzz = Qzz + jnp.tensordot(Vx, inp["fzz"], axes=1)
-        Qzz = _symmetrize(Qzz)
-        Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
-        Quu_reg = Quu + mu * eye
+        Qz, Qzz = q_terms(Vx, Vxx, inp)
         if limited:
-            u = inp["u"]
-            qp = boxqp.box_qp(Quu_reg, Qu, control_lower - u, control_upper - u, inp["k_warm"])
-            k = qp.x
-            K = -boxqp.free_subspace_solve(Quu_reg, Qux, qp.free)
-            step_ok = (qp.status != boxqp.BoxQPStatus.NOT_POSITIVE_DEFINITE) & jnp.all(jnp.isfinite(K))
+            K, k, step_ok = _limited_gains(Qz, Qzz, mu, inp, control_lower, control_upper)
         else:
-            L = linalg.cholesky(Quu_reg)
-            kK = -linalg.cho_solve(L, jnp.concatenate([Qu[:, None], Qux], axis=1))
-            k, K = kK[:, 0], kK[:, 1:]
-            step_ok = jnp.all(jnp.isfinite(L))
-        # With G = [I; K]: Vxx = G' Qzz G and Vx = G' (Qz + Qzz[:, u] k), i.e. Tassa et al. (2012) eq. (11)
-        # Vx = Qx + K'Quu k + K'Qu + Qux'k, Vxx = Qxx + K'Quu K + K'Qux + Qux'K (unregularised Quu).
-        G = jnp.concatenate([eye_n, K], axis=0)
-        Vx_new = (Qz + Qzz[:, n:] @ k) @ G
-        Vxx_new = _symmetrize(G.T @ (Qzz @ G))
-        dV = jnp.stack([k @ Qu, 0.5 * k @ Quu @ k])
+            K, k, step_ok = gains(Qz, Qzz, mu, Vx.shape[0])
+        Vx_new, Vxx_new, dV = value_update(Qz, Qzz, K, k)
         return (Vx_new, Vxx_new, ok & step_ok), (K, k, dV, Vx_new, Vxx_new)
 
     init = (d.lx[-1], d.lxx[-1], jnp.array(True))

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -59,14 +58,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ilqg_jax import implicit, solver
+from ilqg_jax import constrained, implicit, solver
 from ilqg_jax.derivatives import trajectory_derivatives
 from ilqg_jax.problem import Problem, _as_float_array, _is_concrete, validate_inputs, with_dtype
 from ilqg_jax.solver import Options, Solution, Status
 
 Array = jax.Array
 
-__all__ = ["solve_batch", "lower", "default_slots", "batch_main", "BATCH_AXIS"]
+__all__ = ["solve_batch", "lower", "default_slots", "BATCH_AXIS"]
 
 #: Name of the mesh axis the batch is split over.
 BATCH_AXIS = "batch"
@@ -121,6 +120,38 @@ def _member(tree, j: int):
     return jax.tree_util.tree_map(lambda a: a[j], tree)
 
 
+def _check_params_axis(params, params_axis, N: int) -> None:
+    """``params_axis`` is None or 0, and with 0 every leaf of ``params`` has a leading axis of size ``N``."""
+    if params_axis not in (None, 0):
+        raise ValueError(f"params_axis must be None (params shared by all members) or 0 (every leaf of params "
+                         f"has a leading batch axis of size N), got {params_axis!r}.")
+    if params_axis == 0:
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        if not leaves:
+            raise ValueError("params_axis=0 needs params with array leaves to batch over, got "
+                             f"{type(params).__name__}; use params_axis=None for shared params.")
+        for path, leaf in leaves:
+            shape = np.shape(leaf)
+            if len(shape) < 1 or shape[0] != N:
+                raise _leading(f"params{jax.tree_util.keystr(path)}", shape, N, " (params_axis=0)")
+
+
+def _nonfinite_members(x0s, us_inits, us_axis, N: int, on_nonfinite: str) -> np.ndarray:
+    """Indices of the members with NaN/inf in ``x0s`` or ``us_inits``; raises unless ``on_nonfinite='status'``."""
+    bad_x0 = _bad_rows(x0s, N)
+    bad_us = _bad_rows(us_inits, N) if us_axis == 0 else np.zeros(0, int)
+    bad = np.union1d(bad_x0, bad_us).astype(int)
+    if bad.size and on_nonfinite == "raise":
+        what = "x0s" if bad_x0.size else "us_inits"
+        j = int(bad_x0[0] if bad_x0.size else bad_us[0])
+        raise ValueError(
+            f"{what}[{j}] is not finite ({np.asarray(x0s if what == 'x0s' else us_inits)[j].ravel()[:6]}); "
+            f"{bad.size} member(s) have NaN/inf in x0s or us_inits: {bad[:10].tolist()}"
+            f"{' ...' if bad.size > 10 else ''}. Pass on_nonfinite='status' to solve the others and get "
+            "Status.NONFINITE (0 iterations) for these.")
+    return bad
+
+
 def _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite):
     """Checks a batch before tracing; returns ``(x0s, us_inits, us_axis, nonfinite_members)`` in the solve's dtype."""
     if not isinstance(problem, Problem):
@@ -147,30 +178,8 @@ def _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite):
     if np.ndim(us_inits) not in (2, 3) or np.shape(us_inits)[-2] != T:
         raise ValueError(f"us_inits must have shape (T, m) = ({T}, m), shared by all members, or (N, T, m) = "
                          f"({N}, {T}, m), one per member (T = problem.horizon); got shape {np.shape(us_inits)}.")
-    if params_axis not in (None, 0):
-        raise ValueError(f"params_axis must be None (params shared by all members) or 0 (every leaf of params "
-                         f"has a leading batch axis of size N), got {params_axis!r}.")
-    if params_axis == 0:
-        leaves = jax.tree_util.tree_leaves_with_path(params)
-        if not leaves:
-            raise ValueError("params_axis=0 needs params with array leaves to batch over, got "
-                             f"{type(params).__name__}; use params_axis=None for shared params.")
-        for path, leaf in leaves:
-            shape = np.shape(leaf)
-            if len(shape) < 1 or shape[0] != N:
-                raise _leading(f"params{jax.tree_util.keystr(path)}", shape, N, " (params_axis=0)")
-
-    bad_x0 = _bad_rows(x0s, N)
-    bad_us = _bad_rows(us_inits, N) if us_axis == 0 else np.zeros(0, int)
-    bad = np.union1d(bad_x0, bad_us).astype(int)
-    if bad.size and on_nonfinite == "raise":
-        what = "x0s" if bad_x0.size else "us_inits"
-        j = int(bad_x0[0] if bad_x0.size else bad_us[0])
-        raise ValueError(
-            f"{what}[{j}] is not finite ({np.asarray(x0s if what == 'x0s' else us_inits)[j].ravel()[:6]}); "
-            f"{bad.size} member(s) have NaN/inf in x0s or us_inits: {bad[:10].tolist()}"
-            f"{' ...' if bad.size > 10 else ''}. Pass on_nonfinite='status' to solve the others and get "
-            "Status.NONFINITE (0 iterations) for these.")
+    _check_params_axis(params, params_axis, N)
+    bad = _nonfinite_members(x0s, us_inits, us_axis, N, on_nonfinite)
 
     good = np.setdiff1d(np.arange(N), bad)
     j = int(good[0]) if good.size else 0
@@ -299,8 +308,31 @@ class _Slots(NamedTuple):
     out: Solution  # (N, ...) results, filled as members finish
 
 
-def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, slots, progress):
-    """Solves every member of ``x0s: (N, n)`` on the current device, ``slots`` members at a time."""
+def _running(c: _Slots):
+    return c.state.status == solver._RUNNING
+
+
+def _idle(c: _Slots):
+    """Slots finished, or holding no member."""
+    return c.state.status != solver._RUNNING
+
+
+def _empty_slots(load, finish, N: int, S: int, params, params_axis) -> _Slots:
+    """``S`` empty slots (member index ``N``) and a zero output for ``N`` members: the first harvest loads."""
+    member = jnp.full((S,), N)
+    zeros = functools.partial(jax.tree_util.tree_map, lambda s: jnp.zeros(s.shape, s.dtype))
+    state, slot_params = zeros(jax.eval_shape(load, member))
+    slot_params = slot_params if params_axis == 0 else params
+    state = state._replace(status=jnp.full_like(state.status, _EMPTY))
+    out = jax.tree_util.tree_map(lambda s: jnp.zeros((N,) + s.shape[1:], s.dtype), jax.eval_shape(finish, state))
+    return _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
+
+
+def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, slots, progress, shard_axis=None):
+    """Solves every member of ``x0s: (N, n)`` on the current device, ``slots`` members at a time.
+
+    With ``progress`` it reports this device's count (``shard_axis``: the mesh axis it is a shard of).
+    """
     N = x0s.shape[0]
     S = N if slots is None else max(1, min(int(slots), N))
     dtype = x0s.dtype
@@ -321,21 +353,15 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
     finish = jax.vmap(functools.partial(solver._solution, problem, options))
     refill_at = max(1, math.ceil(S * _REFILL_FRACTION))
 
-    def running(c):
-        return c.state.status == solver._RUNNING
-
-    def idle(c):  # finished, or holding no member
-        return c.state.status != solver._RUNNING
-
     def inner_more(c):
-        return jnp.any(running(c)) & ((c.next >= N) | (jnp.sum(idle(c)) < refill_at))
+        return jnp.any(_running(c)) & ((c.next >= N) | (jnp.sum(_idle(c)) < refill_at))
 
     def inner(c):
         return c._replace(state=iterate(c.state, c.params))
 
     @jax.named_scope("refill")
     def harvest(c):
-        free = idle(c)
+        free = _idle(c)
         done = free & (c.member < N)
         out = jax.tree_util.tree_map(lambda o, s: o.at[jnp.where(done, c.member, N)].set(s, mode="drop"), c.out,
                                      finish(c.state))
@@ -346,34 +372,32 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
         slot_params = _where(free, fresh_params, c.params) if params_axis == 0 else c.params
         nxt = jnp.minimum(c.next + jnp.sum(free), N)
         if progress:
-            jax.debug.callback(_report, nxt - jnp.sum(member < N), N)
+            shard = 0 if shard_axis is None else jax.lax.axis_index(shard_axis)
+            jax.debug.callback(_report, shard, nxt - jnp.sum(member < N), N)
         return _Slots(state, slot_params, member, nxt, out)
 
     def outer(c):
         c = jax.lax.while_loop(inner_more, inner, c)
-        ready = ((c.next < N) & jnp.any(idle(c))) | (~jnp.any(running(c)) & jnp.any(c.member < N))
+        ready = ((c.next < N) & jnp.any(_idle(c))) | (~jnp.any(_running(c)) & jnp.any(c.member < N))
         return jax.lax.cond(ready, harvest, lambda c: c, c)
 
-    # Start with every slot empty: the first harvest loads the first members.
-    member = jnp.full((S,), N)
-    zeros = functools.partial(jax.tree_util.tree_map, lambda s: jnp.zeros(s.shape, s.dtype))
-    state, slot_params = zeros(jax.eval_shape(load, member))
-    slot_params = slot_params if params_axis == 0 else params
-    state = state._replace(status=jnp.full_like(state.status, _EMPTY))
-    out = jax.tree_util.tree_map(lambda s: jnp.zeros((N,) + s.shape[1:], s.dtype), jax.eval_shape(finish, state))
-    c = _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
+    c = _empty_slots(load, finish, N, S, params, params_axis)
     c = jax.lax.while_loop(lambda c: jnp.any(c.member < N) | (c.next < N), outer, c)
     return c.out
 
 
-#: The ``progress`` callable of the :func:`solve_batch` call in flight (the compiled program only knows
-#: whether to report, so that another callable does not recompile it).
+#: The ``progress`` callable of the :func:`solve_batch` call in flight, its batch size and each device's
+#: count so far (the compiled program only knows whether to report, so that another callable does not
+#: recompile it).
 _PROGRESS = [None]
 
 
-def _report(done, total):
+def _report(shard, done, total):
+    """One device's count: ``progress`` gets the whole batch's (padding members counted at most up to ``N``)."""
     if _PROGRESS[0] is not None:
-        _PROGRESS[0](int(done), int(total))
+        progress, N, counts = _PROGRESS[0]
+        counts[int(shard)] = int(done)
+        progress(min(sum(counts.values()), N), N)
 
 
 # --- devices ----------------------------------------------------------------------------------------
@@ -427,7 +451,7 @@ def _solve_batch_jit(problem, x0s, us_inits, params, *, options, us_axis, params
     problem = with_dtype(problem, x0s.dtype)
     stop = jax.lax.stop_gradient
     local = functools.partial(_solve_local, options=options, us_axis=us_axis, params_axis=params_axis,
-                              slots=slots, progress=progress)
+                              slots=slots, progress=progress, shard_axis=None if mesh is None else axis)
     inputs = (stop(problem), stop(x0s), stop(us_inits), stop(params))
     N = x0s.shape[0]
     if mesh is None:
@@ -453,10 +477,14 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
                 on_nonfinite: str = "raise", progress: Optional[Callable[[int, int], Any]] = None) -> Solution:
     """Solves ``problem`` from every initial state in ``x0s``: one :func:`~ilqg_jax.solve` per row, batched.
 
-    Every member is solved exactly as :func:`~ilqg_jax.solve` would solve it
-    (same iterations, same result) and stops on its own; the batch runs until
-    every member has stopped. See the module docstring for how the batch is
-    scheduled (slots, batched line search) and split over devices.
+    A problem with path/terminal constraints is solved by ``jax.vmap`` of the
+    constrained solve (:func:`ilqg_jax.constrained.solve_batch`: every member
+    has its own multipliers, penalty and status; ``sharding``, ``slots`` and
+    ``progress`` do not apply).
+
+    Every member is solved exactly as :func:`~ilqg_jax.solve` would solve it (same iterations, same
+    result) and stops on its own; the batch runs until every member has stopped. See the module
+    docstring for how the batch is scheduled (slots, batched line search) and split over devices.
 
     Args:
       problem: the :class:`~ilqg_jax.Problem` (shared).
@@ -485,7 +513,7 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         0 iterations for these (their trajectory is the NaN initial rollout).
       progress: optional ``progress(done, total)`` called (from the running
         program, through ``jax.debug.callback``) whenever finished members
-        are collected; with several devices each reports its own share.
+        are collected, with the count of the whole batch over all devices.
         With ``progress``, ``solve_batch`` waits for the result before
         returning.
 
@@ -498,14 +526,22 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
       :func:`~ilqg_jax.solve`.
 
     Raises:
-      TypeError, ValueError: malformed inputs, before tracing, naming the
-        argument (and the member) with the expected and the actual shape.
+      TypeError, ValueError: malformed inputs, before tracing, naming the argument (and the member) with
+        the expected and the actual shape.
     """
     args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
                             progress)
+    return _run(problem, args, static, progress)
+
+
+def _run(problem: Problem, args, static: dict, progress) -> Solution:
+    """Runs the compiled batch program of :func:`solve_batch` (hooking ``progress`` up while it runs)."""
+    if problem.has_constraints:  # each member its own augmented-Lagrangian loop: a vmap, not the slots
+        return _constrained_jit(*args, options=static["options"], us_axis=static["us_axis"],
+                                params_axis=static["params_axis"])
     if progress is None:
         return _solve_batch_jit(*args, **static)
-    _PROGRESS[0] = progress
+    _PROGRESS[0] = (progress, args[1].shape[0], {})
     try:  # the callback is reached from the running program: wait for it before unhooking it
         return jax.block_until_ready(_solve_batch_jit(*args, **static))
     finally:
@@ -538,90 +574,4 @@ def _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slo
     return (problem, x0s, us_inits, params), static
 
 
-# --- command line ----------------------------------------------------------------------------------
-
-
-def _initial_states(n: int, seed: int, max_speed: float = 8.0):
-    """``(x0s, grid_shape)``: a ``k x k`` grid over ``theta in [-pi, pi)``, ``theta_dot in [-8, 8]`` rad/s
-    when ``n = k^2``, else ``n`` uniform random states (``seed``)."""
-    k = math.isqrt(n)
-    if k * k == n and k > 1:
-        theta, speed = np.meshgrid(np.linspace(-np.pi, np.pi, k, endpoint=False),
-                                   np.linspace(-max_speed, max_speed, k))
-        return np.stack([theta.ravel(), speed.ravel()], axis=1), (k, k)
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.uniform(-np.pi, np.pi, n), rng.uniform(-max_speed, max_speed, n)], axis=1), None
-
-
-class _Progress:
-    """Prints ``solved k / N`` at most every half second (a ``progress`` callback of :func:`solve_batch`)."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.last = -1.0
-
-    def __call__(self, done, total):
-        now = time.perf_counter() - self.start
-        done, total = int(done), int(total)
-        if now - self.last >= 0.5 or done == total:
-            self.last = now
-            print(f"  solved {done:6d} / {total}  ({now:6.1f} s)", flush=True)
-
-
-def batch_main(args) -> int:
-    """``ilqg-jax batch pendulum --n N``: the swing-up from ``N`` initial states, and a basin map.
-
-    ``args`` (argparse): ``system`` (a pendulum task: ``"pendulum"``,
-    ``"pendulum-limited"`` or ``"pendulum-seed"``), ``n``, ``output`` (PNG
-    path or ``None``: ``outputs/<system>_basin.png``), ``max_iter``, ``seed``,
-    ``float32``. Initial states are a grid over ``(theta, theta_dot)`` when
-    ``n`` is a square, else random; ``us_init`` is the task's. Prints
-    progress, throughput, the success rate (final state upright) and the count
-    of each status; writes the basin map.
-    """
-    import os
-
-    from ilqg_jax import viz
-    from ilqg_jax.systems import get_task, pendulum
-
-    if not args.system.startswith("pendulum"):
-        raise ValueError(f"batch supports the pendulum tasks only (pendulum, pendulum-limited, pendulum-seed), "
-                         f"got {args.system!r}.")
-    task = get_task(args.system)
-    dtype = np.float32 if getattr(args, "float32", False) else np.float64
-    n = int(args.n)
-    if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}.")
-    x0s, grid = _initial_states(n, getattr(args, "seed", 0))
-    options = Options(max_iter=getattr(args, "max_iter", Options().max_iter))
-    us_init = np.asarray(task.us_init, dtype)
-    devices = jax.devices()
-    print(f"{task.name}: {n} initial states ({'a %d x %d grid' % grid if grid else 'random'} over "
-          f"θ₀ ∈ [-π, π), θ̇₀ ∈ [-8, 8] rad/s), horizon T={task.problem.horizon}, "
-          f"max_iter={options.max_iter}, {np.dtype(dtype).name} on {len(devices)} {jax.default_backend()} "
-          "device(s)", flush=True)
-
-    start = time.perf_counter()
-    sol = solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options, progress=_Progress())
-    jax.block_until_ready(sol)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    jax.block_until_ready(solve_batch(task.problem, x0s.astype(dtype), us_init, task.params, options,
-                                      progress=lambda done, total: None))  # same program: no recompilation
-    warm = time.perf_counter() - start
-    print(f"first call {first:.1f} s (compilation included); warm call {warm:.2f} s: {n / warm:,.0f} solves/s")
-
-    status = np.asarray(sol.status)
-    iterations = np.asarray(sol.iterations)
-    success = np.asarray(pendulum.upright(sol.xs[:, -1]))
-    print(f"iterations per member: mean {iterations.mean():.1f}, max {iterations.max()}")
-    print(f"reached upright (|wrap(θ_T)| < 0.05 rad, |θ̇_T| < 0.1 rad/s): {success.mean():.1%} "
-          f"({int(success.sum())} of {n})")
-    print("status: " + ", ".join(f"{s.name} {int((status == s).sum())}" for s in Status))
-
-    out = args.output or os.path.join("outputs", f"{args.system}_basin.png")
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    fig = viz.basin_map(x0s, success, grid_shape=grid,
-                        title=f"pendulum swing-up: {success.mean():.1%} of {n} initial states end upright")
-    print(f"wrote {viz.save(fig, out)}")
-    return 0
+_constrained_jit = jax.jit(constrained.solve_batch, static_argnames=("options", "us_axis", "params_axis"))

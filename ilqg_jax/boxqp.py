@@ -175,20 +175,9 @@ def _check_shapes(H, g, lower, upper, x0):
             )
 
 
-def box_qp(
-    H: Array,
-    g: Array,
-    lower: Array,
-    upper: Array,
-    x0: Array,
-    *,
-    max_iter: int = 100,
-    min_grad: float = 1e-8,
-    min_rel_improve: float = 1e-8,
-    step_dec: float = 0.6,
-    min_step: float = 1e-22,
-    armijo: float = 0.1,
-) -> BoxQPResult:
+def box_qp(H: Array, g: Array, lower: Array, upper: Array, x0: Array, *, max_iter: int = 100,
+           min_grad: float = 1e-8, min_rel_improve: float = 1e-8, step_dec: float = 0.6, min_step: float = 1e-22,
+           armijo: float = 0.1) -> BoxQPResult:
     """Minimise ``0.5 x^T H x + g^T x`` subject to ``lower <= x <= upper``.
 
     Projected Newton with an Armijo line search along the projected path
@@ -196,16 +185,10 @@ def box_qp(
     theirs). Pure and fixed-shape: ``jit``, ``vmap`` and ``lax.scan`` friendly;
     it never raises on values, failures are reported in ``status``.
 
-    Each iteration, at the current ``x``: compute ``grad = g + H x`` and the
-    clamped set; stop with ``ALL_CLAMPED`` if every variable is clamped,
-    ``NOT_POSITIVE_DEFINITE`` if the Cholesky factorisation of ``H_ff``
-    fails, ``SMALL_GRADIENT`` if ``|grad_f| < max(min_grad, tol_eps)`` where
-    ``tol_eps = 8 m eps |(|g| + |H| |x|)_f|`` is the round-off level of
-    ``grad`` in the dtype, ``SMALL_IMPROVEMENT`` if the previous step reduced
-    the objective by at most ``min_rel_improve * |previous value|``,
-    ``MAX_ITER`` after ``max_iter`` steps; otherwise take a projected Newton
-    step (``NO_DESCENT`` if it is not a descent direction,
-    ``MAX_LINE_SEARCH`` if no step size passes the Armijo test).
+    Each iteration, at ``x``, checks the stopping rules (:class:`BoxQPStatus`;
+    the gradient tolerance is ``max(min_grad, 8 m eps |(|g| + |H| |x|)_f|)``,
+    the round-off level of ``grad = g + H x``), else takes a projected Newton
+    step (``MAX_LINE_SEARCH`` if no step size passes the Armijo test).
 
     The loop is a ``lax.while_loop``, so reverse-mode differentiation through
     it is not supported; differentiate the solution implicitly instead. With
@@ -300,105 +283,102 @@ def _box_qp_scalar(H, g, lower, upper, x0, *, max_iter, min_grad) -> BoxQPResult
                        status=status.astype(jnp.int32), iterations=stepped.astype(jnp.int32))
 
 
+class _Settings(NamedTuple):
+    """The QP and the options of one :func:`box_qp` call (after checks and broadcasting)."""
+
+    H: Array
+    g: Array
+    lower: Array
+    upper: Array
+    max_iter: int
+    min_grad: float
+    min_rel_improve: float
+    step_dec: float
+    min_step: float
+    armijo: float
+
+
+def _trial(p: _Settings, x, grad, search, sdotg, step):
+    """Projected point, its change of objective, and the Armijo test."""
+    xc = jnp.clip(x + step * search, p.lower, p.upper)
+    d = xc - x
+    # Exact for a quadratic, and free of the cancellation of objective(xc) - objective(x) near the optimum.
+    dv = grad @ d + 0.5 * d @ (p.H @ d)
+    return xc, dv, dv <= p.armijo * step * sdotg
+
+
+def _line_search(p: _Settings, x, grad, search, sdotg, active):
+    """Backtrack ``step`` until Armijo holds; returns (accepted, x_new, change)."""
+
+    def cond(c):
+        step, _, _, accepted = c
+        return active & ~accepted & (step >= p.min_step)
+
+    def body(c):
+        step = c[0] * p.step_dec
+        return (step, *_trial(p, x, grad, search, sdotg, step))
+
+    step = jnp.ones((), p.g.dtype)
+    _, xc, dv, accepted = lax.while_loop(cond, body, (step, *_trial(p, x, grad, search, sdotg, step)))
+    return accepted, xc, dv
+
+
+def _stop_status(p: _Settings, s: _State, clamped, chol, grad, sdotg):
+    """Why the iteration stops at ``s.x`` (``_RUNNING`` if it goes on), checked in this order.
+
+    Every variable clamped (``ALL_CLAMPED``); the Cholesky factorisation of
+    ``H_ff`` failed (``NOT_POSITIVE_DEFINITE``); ``|grad_f| < max(min_grad,
+    tol_eps)`` with ``tol_eps = 8 m eps |(|g| + |H| |x|)_f|`` the round-off
+    level of ``grad`` (``SMALL_GRADIENT``); the previous step reduced the
+    objective by at most ``min_rel_improve * |previous value|``
+    (``SMALL_IMPROVEMENT``); ``max_iter`` steps taken (``MAX_ITER``); the
+    Newton direction is not a descent direction (``NO_DESCENT``).
+    """
+    free = ~clamped
+    gnorm = jnp.linalg.norm(jnp.where(free, grad, jnp.zeros((), grad.dtype)))
+    small_improvement = (s.iterations > 0) & (s.improvement <= p.min_rel_improve * jnp.abs(s.old_value))
+    conditions = [jnp.all(clamped), ~jnp.all(jnp.isfinite(chol)), gnorm < _grad_tol(p.g, p.H, s.x, free, p.min_grad),
+                  small_improvement, s.iterations >= p.max_iter, ~(sdotg < 0)]
+    statuses = [BoxQPStatus.ALL_CLAMPED, BoxQPStatus.NOT_POSITIVE_DEFINITE, BoxQPStatus.SMALL_GRADIENT,
+                BoxQPStatus.SMALL_IMPROVEMENT, BoxQPStatus.MAX_ITER, BoxQPStatus.NO_DESCENT]
+    return jnp.select(conditions, statuses, _RUNNING).astype(jnp.int32)
+
+
+def _iteration(p: _Settings, s: _State) -> _State:
+    """One projected Newton step with its line search (or the stop, see :func:`_stop_status`)."""
+    x = s.x
+    grad = p.g + p.H @ x
+    clamped = _clamped(x, grad, p.lower, p.upper)
+    free = ~clamped
+    chol = linalg.cholesky(_masked_hessian(p.H, free))
+    # Newton direction on the free subspace (zero on the clamped set).
+    search = -linalg.cho_solve(chol, jnp.where(free, grad, jnp.zeros((), grad.dtype)))
+    sdotg = search @ grad
+    status = _stop_status(p, s, clamped, chol, grad, sdotg)
+    # `active` also guards lanes already finished under vmap, whose body is
+    # still evaluated: they must not spin in the line search.
+    active = (s.status == _RUNNING) & (status == _RUNNING)
+    accepted, xc, dv = _line_search(p, x, grad, search, sdotg, active)
+    take = active & accepted
+    status = jnp.where(active & ~accepted, BoxQPStatus.MAX_LINE_SEARCH, status)
+    return _State(
+        x=jnp.where(take, xc, x),
+        value=jnp.where(take, s.value + dv, s.value),
+        old_value=jnp.where(take, s.value, s.old_value),
+        improvement=jnp.where(take, -dv, s.improvement),
+        free=free,
+        status=status.astype(jnp.int32),
+        iterations=s.iterations + active.astype(jnp.int32),
+    )
+
+
 def _projected_newton(H, g, lower, upper, x0, *, max_iter, min_grad, min_rel_improve, step_dec, min_step,
                       armijo) -> BoxQPResult:
     """:func:`box_qp`'s iteration (Algorithm 1 of the paper) for any ``m``; arguments already checked."""
-    dtype = g.dtype
-    fixed = lower == upper
-    zero = jnp.zeros((), dtype)
-
-    def clamp(x):
-        return jnp.clip(x, lower, upper)
-
-    def objective(x):
-        return g @ x + 0.5 * x @ (H @ x)
-
-    def trial(x, grad, search, sdotg, step):
-        """Projected point, its change of objective, and the Armijo test."""
-        xc = clamp(x + step * search)
-        d = xc - x
-        # Exact for a quadratic, and free of the cancellation of
-        # objective(xc) - objective(x) near the optimum.
-        dv = grad @ d + 0.5 * d @ (H @ d)
-        return xc, dv, dv <= armijo * step * sdotg
-
-    def line_search(x, grad, search, sdotg, active):
-        """Backtrack ``step`` until Armijo holds; returns (accepted, x_new, change)."""
-
-        def cond(c):
-            step, _, _, accepted = c
-            return active & ~accepted & (step >= min_step)
-
-        def body(c):
-            step = c[0] * step_dec
-            return (step, *trial(x, grad, search, sdotg, step))
-
-        step = jnp.ones((), dtype)
-        init = (step, *trial(x, grad, search, sdotg, step))
-        _, xc, dv, accepted = lax.while_loop(cond, body, init)
-        return accepted, xc, dv
-
-    def iteration(s: _State) -> _State:
-        x = s.x
-        grad = g + H @ x
-        clamped = _clamped(x, grad, lower, upper)
-        free = ~clamped
-        chol = linalg.cholesky(_masked_hessian(H, free))
-        positive_definite = jnp.all(jnp.isfinite(chol))
-        grad_f = jnp.where(free, grad, zero)
-        gnorm = jnp.linalg.norm(grad_f)
-        grad_tol = _grad_tol(g, H, x, free, min_grad)
-        small_improvement = (s.iterations > 0) & (
-            s.improvement <= min_rel_improve * jnp.abs(s.old_value)
-        )
-        # Newton direction on the free subspace (zero on the clamped set).
-        search = -linalg.cho_solve(chol, grad_f)
-        sdotg = search @ grad
-        status = jnp.select(
-            [
-                jnp.all(clamped),
-                ~positive_definite,
-                gnorm < grad_tol,
-                small_improvement,
-                s.iterations >= max_iter,
-                ~(sdotg < 0),
-            ],
-            [
-                BoxQPStatus.ALL_CLAMPED,
-                BoxQPStatus.NOT_POSITIVE_DEFINITE,
-                BoxQPStatus.SMALL_GRADIENT,
-                BoxQPStatus.SMALL_IMPROVEMENT,
-                BoxQPStatus.MAX_ITER,
-                BoxQPStatus.NO_DESCENT,
-            ],
-            _RUNNING,
-        ).astype(jnp.int32)
-        # `active` also guards lanes already finished under vmap, whose body is
-        # still evaluated: they must not spin in the line search.
-        active = (s.status == _RUNNING) & (status == _RUNNING)
-        accepted, xc, dv = line_search(x, grad, search, sdotg, active)
-        take = active & accepted
-        status = jnp.where(active & ~accepted, BoxQPStatus.MAX_LINE_SEARCH, status)
-        return _State(
-            x=jnp.where(take, xc, x),
-            value=jnp.where(take, s.value + dv, s.value),
-            old_value=jnp.where(take, s.value, s.old_value),
-            improvement=jnp.where(take, -dv, s.improvement),
-            free=free,
-            status=status.astype(jnp.int32),
-            iterations=s.iterations + active.astype(jnp.int32),
-        )
-
+    p = _Settings(H, g, lower, upper, max_iter, min_grad, min_rel_improve, step_dec, min_step, armijo)
     x = _start(x0, lower, upper)
-    value = objective(x)
-    init = _State(
-        x=x,
-        value=value,
-        old_value=value,
-        improvement=zero,
-        free=~fixed,
-        status=jnp.asarray(_RUNNING, jnp.int32),
-        iterations=jnp.zeros((), jnp.int32),
-    )
-    final = lax.while_loop(lambda s: s.status == _RUNNING, iteration, init)
+    value = g @ x + 0.5 * x @ (H @ x)
+    init = _State(x=x, value=value, old_value=value, improvement=jnp.zeros((), g.dtype), free=~(lower == upper),
+                  status=jnp.asarray(_RUNNING, jnp.int32), iterations=jnp.zeros((), jnp.int32))
+    final = lax.while_loop(lambda s: s.status == _RUNNING, lambda s: _iteration(p, s), init)
     return BoxQPResult(final.x, final.free, final.status, final.iterations)

@@ -104,9 +104,9 @@ def _cpu_devices(requested) -> None:
 def batch_main(args) -> int:
     _configure(args)
     _cpu_devices(getattr(args, "cpu_devices", None))
-    from ilqg_jax import batch
+    from ilqg_jax import _batch_cli
 
-    return batch.batch_main(args)
+    return _batch_cli.batch_main(args)
 
 
 def bench_main(args, rest) -> int:

@@ -23,7 +23,7 @@ from ilqg_jax.problem import Problem
 
 Array = jax.Array
 
-__all__ = ["Derivatives", "linearize", "quadratize", "trajectory_derivatives",
+__all__ = ["Derivatives", "linearize", "quadratize", "trajectory_derivatives", "convexify",
            "dynamics_hessians", "finite_difference", "rollout", "trajectory_cost"]
 
 
@@ -175,3 +175,61 @@ def finite_difference(problem: Problem, xs: Array, us: Array, params=None, eps: 
     lxx_T = 0.5 * (lxx_T + lxx_T.T)
     return Derivatives(fx, fu, jnp.concatenate([lx, lx_T[None]]), lu,
                        jnp.concatenate([lxx, lxx_T[None]]), luu, lux)
+
+
+#: Largest matrix whose eigendecomposition :func:`_psd` computes by unrolled Jacobi sweeps instead of LAPACK.
+JACOBI_MAX = 8
+#: Cyclic Jacobi sweeps: convergence is quadratic, 8 sweeps reach float64 round-off for k <= 8.
+JACOBI_SWEEPS = 8
+
+
+def _jacobi_eigh(H: Array) -> tuple[Array, Array]:
+    """Eigenvalues ``w: (..., k)`` and vectors ``V: (..., k, k)`` of symmetric ``H`` by cyclic Jacobi rotations.
+
+    Pure element-wise JAX operations, batched over leading axes: no LAPACK
+    call (one per matrix on CPU, inside the solver's loops), which also keeps
+    sharded CPU batches free of the library's thread pool.
+    """
+    k = H.shape[-1]
+    A, V = H, jnp.broadcast_to(jnp.eye(k, dtype=H.dtype), H.shape)
+    for _ in range(JACOBI_SWEEPS):
+        for p in range(k - 1):
+            for q in range(p + 1, k):
+                apq, app, aqq = A[..., p, q], A[..., p, p], A[..., q, q]
+                nonzero = apq != 0
+                theta = (aqq - app) / (2.0 * jnp.where(nonzero, apq, 1.0))
+                t = jnp.sign(theta) / (jnp.abs(theta) + jnp.sqrt(theta**2 + 1.0))
+                t = jnp.where(nonzero, jnp.where(theta == 0, 1.0, t), 0.0)
+                c = 1.0 / jnp.sqrt(t**2 + 1.0)
+                sn = t * c
+                J = jnp.broadcast_to(jnp.eye(k, dtype=H.dtype), H.shape)
+                J = J.at[..., p, p].set(c).at[..., q, q].set(c).at[..., p, q].set(sn).at[..., q, p].set(-sn)
+                A = jnp.swapaxes(J, -1, -2) @ A @ J
+                V = V @ J
+    return jnp.diagonal(A, axis1=-2, axis2=-1), V
+
+
+def _psd(H: Array) -> Array:
+    """The nearest symmetric positive semi-definite matrix to symmetric ``H`` (eigenvalues clamped at 0), batched."""
+    w, V = _jacobi_eigh(H) if H.shape[-1] <= JACOBI_MAX else jnp.linalg.eigh(H)
+    return (V * jnp.maximum(w, 0.0)[..., None, :]) @ jnp.swapaxes(V, -1, -2)
+
+
+def convexify(d: Derivatives) -> Derivatives:
+    """``d`` with every cost Hessian projected onto the positive semi-definite cone.
+
+    Per time step the joint Hessian ``[[lxx, lux'], [lux, luu]]`` of the
+    running cost (and the terminal ``lxx``) gets its negative eigenvalues set
+    to zero. With positive semi-definite cost Hessians the Gauss-Newton value
+    Hessians ``Vxx`` stay positive semi-definite, so a cost such as
+    ``(1 - cos theta)^2``, concave around the hanging pendulum, cannot make
+    the backward pass fail or its model promise gains that are not there.
+    The gradients are unchanged, so a stationary point is still one of the
+    original problem.
+    """
+    n = d.lx.shape[1]
+    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
+                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)
+    lzz = _psd(0.5 * (lzz + jnp.swapaxes(lzz, 1, 2)))
+    lxx_T = _psd(0.5 * (d.lxx[-1] + d.lxx[-1].T))
+    return d._replace(lxx=jnp.concatenate([lzz[:, :n, :n], lxx_T[None]]), luu=lzz[:, n:, n:], lux=lzz[:, n:, :n])

@@ -55,6 +55,7 @@ from the cost's ``lxx, ...``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -69,7 +70,9 @@ from ilqg_jax.problem import Problem
 Array = jax.Array
 
 __all__ = ["KKTHessian", "costates", "lagrangian", "kkt_residual", "kkt_hessian", "free_controls",
-           "kkt_matvec", "solve_kkt", "attach_gradients"]
+           "kkt_matvec", "solve_kkt", "attach_gradients", "FirstParams", "constraint_values", "lagrangian_problem",
+           "ActiveConstraints", "active_constraints", "constrained_kkt_matvec", "solve_constrained_kkt",
+           "attach_constrained_gradients"]
 
 
 class KKTHessian(NamedTuple):
@@ -238,9 +241,12 @@ class _Functions(NamedTuple):
     running_cost: Callable
     terminal_cost: Callable
     horizon: int
+    path_constraint: Optional[Callable] = None
+    terminal_constraint: Optional[Callable] = None
 
     def problem(self, lower, upper) -> Problem:
-        return Problem(self.dynamics, self.running_cost, self.terminal_cost, self.horizon, lower, upper)
+        return Problem(self.dynamics, self.running_cost, self.terminal_cost, self.horizon, lower, upper,
+                       self.path_constraint, self.terminal_constraint)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -302,3 +308,233 @@ def attach_gradients(problem: Problem, x0: Array, params: Any, xs: Array, us: Ar
         cost = trajectory_cost(problem, xs, us, params)
     fns = _Functions(problem.dynamics, problem.running_cost, problem.terminal_cost, problem.horizon)
     return _optimum(fns, x0, params, problem.control_lower, problem.control_upper, xs, us, cost)
+
+
+# --- path and terminal constraints ------------------------------------------------------------------
+#
+# With ``g(x_t, u_t, t) <= 0`` (multipliers ``nu: (T, p)``) and ``h(x_T) = 0`` (``eta: (q,)``) the
+# Lagrangian gains ``sum_t nu_t . g_t + eta . h``; the KKT system in ``(xs, us, lams, nu, eta)`` is
+# ``H`` (the Hessian of that Lagrangian) bordered by the Jacobians ``J`` of the active constraints
+# (``nu > 0``, and every ``h``); the inactive ones are held at ``nu = 0`` (identity rows, as for clamped
+# controls). It is solved by a Schur complement on the multipliers with ``H + rho J'J``, which has the
+# solution of the bordered system for any ``rho`` and is positive definite on the free controls for the
+# augmented Lagrangian's final ``rho`` -- the inner solver factorised it. One Riccati sweep per
+# constraint component (``T p + q``, vmapped) and one dense ``(T p + q)`` solve: the cost of a gradient.
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstParams:
+    """``fn(*args, params[0])``: a problem function called with the first entry of a params tuple (hashable)."""
+
+    fn: Callable
+
+    def __call__(self, *args):
+        *head, params = args
+        return self.fn(*head, params[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunningLagrangian:
+    cost: Callable
+    constraint: Optional[Callable]
+
+    def __call__(self, x, u, t, pp):
+        c = self.cost(x, u, t, pp[0])
+        return c if self.constraint is None else c + pp[1][t] @ self.constraint(x, u, t, pp[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class _TerminalLagrangian:
+    cost: Callable
+    constraint: Optional[Callable]
+
+    def __call__(self, x, pp):
+        c = self.cost(x, pp[0])
+        return c if self.constraint is None else c + pp[2] @ self.constraint(x, pp[0])
+
+
+def lagrangian_problem(problem: Problem) -> Problem:
+    """An unconstrained problem with costs ``l + nu_t . g`` and ``l_f + eta . h``; params ``(params, nu, eta)``.
+
+    Its :func:`costates`, :func:`lagrangian` and :func:`kkt_hessian` are those
+    of the constrained problem's Lagrangian with fixed multipliers.
+    """
+    return Problem(FirstParams(problem.dynamics), _RunningLagrangian(problem.running_cost, problem.path_constraint),
+                   _TerminalLagrangian(problem.terminal_cost, problem.terminal_constraint), problem.horizon,
+                   problem.control_lower, problem.control_upper)
+
+
+def constraint_values(problem: Problem, xs: Array, us: Array, params) -> tuple[Optional[Array], Optional[Array]]:
+    """``(g: (T, p) or None, h: (q,) or None)`` along ``xs: (T+1, n)``, ``us: (T, m)``."""
+    g = h = None
+    if problem.path_constraint is not None:
+        g = jax.vmap(problem.path_constraint, in_axes=(0, 0, 0, None))(xs[:-1], us, _times(us), params)
+    if problem.terminal_constraint is not None:
+        h = problem.terminal_constraint(xs[-1], params)
+    return g, h
+
+
+def _sized(g: Optional[Array], shape) -> Array:
+    """``g``, or an empty array of ``shape`` (zero constraints) when ``None``."""
+    return jnp.zeros(shape) if g is None else g
+
+
+class ActiveConstraints(NamedTuple):
+    """Jacobians of the constraints held active, zero rows for the others.
+
+    Attributes:
+      Gx: ``(T, p, n)``, Gu: ``(T, p, m)`` of ``g`` (rows zero where inactive,
+        columns zero on clamped controls). active: ``(T, p)`` bool.
+      Hx: ``(q, n)`` of ``h`` (every row active). ``p`` or ``q`` is 0 without that constraint.
+    """
+
+    Gx: Array
+    Gu: Array
+    active: Array
+    Hx: Array
+
+
+def active_constraints(problem: Problem, xs: Array, us: Array, params, nu: Optional[Array],
+                       free: Array) -> ActiveConstraints:
+    """The :class:`ActiveConstraints` at ``(xs, us)``: path constraints with ``nu > 0`` (strict complementarity)."""
+    (T, m), n = us.shape, xs.shape[1]
+    if problem.path_constraint is None:
+        Gx, Gu, active = jnp.zeros((T, 0, n), xs.dtype), jnp.zeros((T, 0, m), xs.dtype), jnp.zeros((T, 0), bool)
+    else:
+        jac = jax.vmap(jax.jacfwd(problem.path_constraint, argnums=(0, 1)), in_axes=(0, 0, 0, None))
+        Gx, Gu = jac(xs[:-1], us, _times(us), params)
+        active = nu > 0
+        Gx = Gx * active[:, :, None]
+        Gu = Gu * (active[:, :, None] & free[:, None, :])
+    if problem.terminal_constraint is None:
+        Hx = jnp.zeros((0, n), xs.dtype)
+    else:
+        Hx = jax.jacfwd(problem.terminal_constraint)(xs[-1], params)
+    return ActiveConstraints(Gx, Gu, active, Hx)
+
+
+def _jt(J: ActiveConstraints, vn, ve, nl: int):
+    """``J' (vn, ve)`` as an ``(x, u, lam)`` vector."""
+    ex = jnp.einsum
+    vx = jnp.concatenate([ex("tpi,tp->ti", J.Gx, vn), (J.Hx.T @ ve)[None]])
+    return vx, ex("tpi,tp->ti", J.Gu, vn), jnp.zeros((J.Gx.shape[0] + 1, nl), vx.dtype)
+
+
+def _j(J: ActiveConstraints, vx, vu):
+    """``J (vx, vu)``: ``((T, p), (q,))``."""
+    ex = jnp.einsum
+    return ex("tpi,ti->tp", J.Gx, vx[:-1]) + ex("tpi,ti->tp", J.Gu, vu), J.Hx @ vx[-1]
+
+
+def constrained_kkt_matvec(h: KKTHessian, free: Array, J: ActiveConstraints, v):
+    """The bordered KKT matrix times ``v = (vx, vu, vl, vn (T, p), ve (q,))`` (symmetric).
+
+    ``[[M, J'], [J, 0]]`` with ``M`` of :func:`kkt_matvec`; inactive path
+    constraints get identity rows (their multipliers are held at zero).
+    """
+    vx, vu, vl, vn, ve = v
+    ox, ou, ol = kkt_matvec(h, free, (vx, vu, vl))
+    vn = jnp.where(J.active, vn, 0.0)
+    tx, tu, _ = _jt(J, vn, ve, vl.shape[1])
+    on, oe = _j(J, vx, jnp.where(free, vu, 0.0))
+    return ox + tx, ou + jnp.where(free, tu, 0.0), ol, jnp.where(J.active, on, v[3]), oe
+
+
+def _with_penalty(h: KKTHessian, J: ActiveConstraints, rho) -> KKTHessian:
+    """``H + rho J'J`` (stage-wise: the constraints of stage ``t`` couple only ``x_t`` and ``u_t``)."""
+    ex = jnp.einsum
+    Lxx = h.Lxx.at[:-1].add(rho * ex("tpi,tpj->tij", J.Gx, J.Gx)).at[-1].add(rho * J.Hx.T @ J.Hx)
+    return h._replace(Lxx=Lxx, Luu=h.Luu + rho * ex("tpi,tpj->tij", J.Gu, J.Gu),
+                      Lux=h.Lux + rho * ex("tpi,tpj->tij", J.Gu, J.Gx))
+
+
+def solve_constrained_kkt(h: KKTHessian, free: Array, J: ActiveConstraints, rho, b, unroll: int = 1):
+    """Solves the system of :func:`constrained_kkt_matvec`, ``b = (bx, bu, bl, bn, be)``, by a Schur complement.
+
+    With ``M_rho = M + rho J'J`` (:func:`solve_kkt` of :func:`_with_penalty`):
+    ``w = M_rho^-1 (b_z + rho J' b_c)``, ``Y = M_rho^-1 J'`` (one sweep per
+    constraint component), ``(J Y) nu = J w - b_c``, ``z = w - Y nu``.
+    """
+    bx, bu, bl, bn, be = b
+    (T, p), q, nl = J.active.shape, J.Hx.shape[0], bl.shape[1]
+    h_rho = _with_penalty(h, J, rho)
+    solve = functools.partial(solve_kkt, h_rho, free, unroll=unroll)
+    bn_active = jnp.where(J.active, bn, 0.0)
+    tx, tu, _ = _jt(J, bn_active, be, nl)
+    w = solve((bx + rho * tx, bu + rho * tu, bl))
+    basis = jnp.eye(T * p + q, dtype=bx.dtype)
+    Y = jax.vmap(lambda e: solve(_jt(J, e[:T * p].reshape(T, p), e[T * p:], nl)))(basis)
+    S = jax.vmap(lambda y: jnp.concatenate([a.ravel() for a in _j(J, y[0], y[1])]))(Y)
+    inactive = jnp.concatenate([~J.active.ravel(), jnp.zeros((q,), bool)])
+    S = S + jnp.diag(inactive.astype(S.dtype))
+    jw_n, jw_e = _j(J, w[0], w[1])
+    rhs = jnp.concatenate([jnp.where(J.active, jw_n - bn, bn).ravel(), jw_e - be])
+    nu = jnp.linalg.solve(S, rhs)
+    z = jax.tree_util.tree_map(lambda a, ys: a - jnp.tensordot(nu, ys, axes=1), w, Y)
+    return z[0], z[1], z[2], nu[:T * p].reshape(T, p), nu[T * p:]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _constrained_optimum(fns: _Functions, x0, params, lower, upper, xs, us, cost, nu, eta, rho):
+    del fns, x0, params, lower, upper, nu, eta, rho
+    return xs, us, cost
+
+
+@_constrained_optimum.defjvp
+def _constrained_optimum_jvp(fns: _Functions, primals, tangents):
+    x0, params, lower, upper, xs, us, cost, nu, eta, rho = primals
+    dx0, dparams = tangents[0], tangents[1]
+    problem = fns.problem(lower, upper)
+    lp, pp = lagrangian_problem(problem), (params, nu, eta)
+    lams = costates(lp, xs, us, pp)
+    h = kkt_hessian(lp, xs, us, lams, pp)
+    free = free_controls(problem, us)
+    J = active_constraints(problem, xs, us, params, nu, free)
+    (T, p), q = J.active.shape, J.Hx.shape[0]
+
+    def residual(params, x0):
+        g, hT = constraint_values(problem, xs, us, params)
+        return (*kkt_residual(lp, xs, us, lams, (params, nu, eta), x0), _sized(g, (T, p)).astype(xs.dtype),
+                _sized(hT, (q,)).astype(xs.dtype))
+
+    _, dR = jax.jvp(residual, (params, x0), (dparams, dx0))
+    b = (-dR[0], jnp.where(free, -dR[1], 0.0), -dR[2], jnp.where(J.active, -dR[3], 0.0), -dR[4])
+    b_flat, unravel = jax.flatten_util.ravel_pytree(b)
+
+    def flat(fn):
+        return lambda v: jax.flatten_util.ravel_pytree(fn(unravel(v)))[0]
+
+    matvec = flat(functools.partial(constrained_kkt_matvec, h, free, J))
+    schur = flat(functools.partial(solve_constrained_kkt, h, free, J, rho))
+
+    def refined(_, rhs):  # one step of iterative refinement: rho J'J may be large next to H
+        z = schur(rhs)
+        return z + schur(rhs - matvec(z))
+
+    z = jax.lax.custom_linear_solve(matvec, b_flat, solve=refined, symmetric=True)
+    dx, du = unravel(z)[:2]
+    _, dcost = jax.jvp(lambda p_, x0_: lagrangian(lp, xs, us, lams, (p_, nu, eta), x0_), (params, x0),
+                       (dparams, dx0))
+    return (xs, us, cost), (dx, du, dcost.astype(cost.dtype))
+
+
+def attach_constrained_gradients(problem: Problem, x0: Array, params: Any, xs: Array, us: Array, cost: Array,
+                                 path_multipliers: Optional[Array], terminal_multipliers: Optional[Array], penalty):
+    """:func:`attach_gradients` for a problem with path/terminal constraints.
+
+    Args:
+      problem, x0, params, xs, us, cost: as for :func:`attach_gradients`.
+      path_multipliers: ``(T, p)`` multipliers ``nu >= 0`` of ``path_constraint``
+        at the optimum (``None`` without one); the constraints with ``nu > 0``
+        are held active, the others inactive.
+      terminal_multipliers: ``(q,)`` multipliers of ``terminal_constraint`` (or ``None``).
+      penalty: scalar ``rho > 0`` for the Schur complement (the solver's final penalty).
+
+    Returns:
+      ``(xs, us, cost)``, differentiable in ``x0`` and ``params`` as the
+      constrained optimum (active set assumed not to change).
+    """
+    fns = _Functions(problem.dynamics, problem.running_cost, problem.terminal_cost, problem.horizon,
+                     problem.path_constraint, problem.terminal_constraint)
+    return _constrained_optimum(fns, x0, params, problem.control_lower, problem.control_upper, xs, us, cost,
+                                path_multipliers, terminal_multipliers, penalty)

@@ -8,10 +8,14 @@ triangular solves are unrolled into scalar expressions that XLA fuses; above
 it they fall back to ``jax.numpy.linalg`` / ``jax.scipy.linalg``.
 
 Both paths signal a matrix that is not positive definite the same way: the
-factor contains NaN (callers test ``isfinite``).
+factor contains NaN (callers test ``isfinite``). The parallel backward pass
+(:mod:`ilqg_jax.parallel`) also needs general small inverses (:func:`inv`) and
+products of batches of small matrices (:func:`matmul`), unrolled the same way.
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +23,7 @@ from jax.scipy.linalg import cho_solve as _cho_solve_lapack
 
 Array = jax.Array
 
-__all__ = ["UNROLL_MAX", "cholesky", "cho_solve"]
+__all__ = ["UNROLL_MAX", "cholesky", "cho_solve", "inv", "matmul"]
 
 UNROLL_MAX = 6
 
@@ -52,3 +56,64 @@ def cho_solve(L: Array, B: Array) -> Array:
     for i in reversed(range(m)):
         x[i] = (y[i] - sum((L[k, i] * x[k] for k in range(i + 1, m)), jnp.zeros_like(B[i]))) / L[i, i]
     return jnp.stack(x)
+
+
+def inv(A: Array) -> Array:
+    """Inverse of general square matrices ``A: (..., n, n)``, unrolled for small ``n``.
+
+    ``n <= 3``: the adjugate over the determinant (closed form); up to
+    :data:`UNROLL_MAX`: Gauss-Jordan elimination with partial pivoting; above
+    it ``jnp.linalg.inv`` (LU). Leading axes are a batch, elementwise. A
+    singular matrix gives inf/NaN entries.
+    """
+    n = A.shape[-1]
+    if n > UNROLL_MAX:
+        return jnp.linalg.inv(A)
+    if n <= 3:
+        adj = _adjugate(A)
+        return adj / jnp.sum(A[..., 0, :] * adj[..., :, 0], axis=-1)[..., None, None]
+    # Rows of the augmented matrix [A | I]; each elimination step takes the largest pivot of its column.
+    eye = jnp.eye(n, dtype=A.dtype)
+    rows = [jnp.concatenate([A[..., i, :], jnp.broadcast_to(eye[i], A.shape[:-2] + (n,))], axis=-1)
+            for i in range(n)]
+    for j in range(n):
+        p = (jnp.argmax(jnp.stack([jnp.abs(rows[i][..., j]) for i in range(j, n)], axis=-1), axis=-1) + j)[..., None]
+        pivot = sum((jnp.where(p == i, rows[i], 0.0) for i in range(j + 1, n)), jnp.where(p == j, rows[j], 0.0))
+        for i in range(j + 1, n):
+            rows[i] = jnp.where(p == i, rows[j], rows[i])
+        rows[j] = pivot / pivot[..., j:j + 1]
+        for i in range(n):
+            if i != j:
+                rows[i] = rows[i] - rows[i][..., j:j + 1] * rows[j]
+    return jnp.stack(rows, axis=-2)[..., n:]
+
+
+def _adjugate(A: Array) -> Array:
+    """Adjugate (transposed cofactor matrix) of ``A: (..., n, n)`` for ``n <= 3``."""
+    n = A.shape[-1]
+    if n == 1:
+        return jnp.ones_like(A)
+    if n == 2:
+        a, b, c, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 0], A[..., 1, 1]
+        return jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-c, a], -1)], -2)
+    e = lambda i, j: A[..., i % 3, j % 3]  # noqa: E731
+
+    def cof(i, j):
+        return e(i + 1, j + 1) * e(i + 2, j + 2) - e(i + 1, j + 2) * e(i + 2, j + 1)
+
+    return jnp.stack([jnp.stack([cof(j, i) for j in range(3)], -1) for i in range(3)], -2)
+
+
+#: Batches of at most this many small matrices are multiplied by broadcasting and summing, larger ones by
+#: ``jnp.matmul`` (measured on CPU: the former is one fused loop, the latter wins once the batch is large).
+BROADCAST_MAX = 256
+
+
+def matmul(a: Array, b: Array) -> Array:
+    """``a @ b`` for batches of small matrices ``(..., p, q) @ (..., q, r)``; a vector ``b: (..., q)`` too."""
+    batch = math.prod(a.shape[:-2])
+    if batch > BROADCAST_MAX or a.shape[-1] > UNROLL_MAX:
+        return jnp.matmul(a, b[..., None])[..., 0] if b.ndim == a.ndim - 1 else jnp.matmul(a, b)
+    if b.ndim == a.ndim - 1:
+        return jnp.sum(a * b[..., None, :], axis=-1)
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)

@@ -52,7 +52,8 @@ Params = Any
 __all__ = ["Problem", "validate_inputs", "check_bounds", "float_dtype", "with_dtype"]
 
 _FUNCTIONS = ("dynamics", "running_cost", "terminal_cost")
-_META = (*_FUNCTIONS, "horizon")
+_CONSTRAINTS = ("path_constraint", "terminal_constraint")
+_META = (*_FUNCTIONS, "horizon", *_CONSTRAINTS)
 
 
 def _is_concrete(x) -> bool:
@@ -64,8 +65,10 @@ class Problem:
     """A finite-horizon, discrete-time optimal-control problem.
 
     minimise  ``sum_t running_cost(x_t, u_t, t, params) + terminal_cost(x_T, params)``
-    subject to ``x_{t+1} = dynamics(x_t, u_t, t, params)`` and
-    ``control_lower <= u_t <= control_upper``.
+    subject to ``x_{t+1} = dynamics(x_t, u_t, t, params)``,
+    ``control_lower <= u_t <= control_upper``,
+    ``path_constraint(x_t, u_t, t, params) <= 0`` (``t < T``) and
+    ``terminal_constraint(x_T, params) == 0``.
 
     Attributes:
       dynamics: ``(x: (n,), u: (m,), t: int scalar, params) -> x_next: (n,)``,
@@ -77,6 +80,11 @@ class Problem:
         or ``None`` for no limits.
       control_upper: ``(m,)`` upper bound (``+inf`` allowed), or ``None``.
         One-sided limits: give one and the other defaults to ``+-inf``.
+      path_constraint: ``(x: (n,), u: (m,), t, params) -> (p,)``, feasible
+        where every entry is ``<= 0``; or ``None``. Solved by an augmented
+        Lagrangian around iLQG (:mod:`ilqg_jax.constrained`).
+      terminal_constraint: ``(x: (n,), params) -> (q,)``, feasible where every
+        entry is ``== 0``; or ``None``.
 
     The functions and the horizon are static: changing them recompiles.
     ``params`` (any pytree) is traced, so it can be batched and differentiated.
@@ -94,10 +102,14 @@ class Problem:
     horizon: int
     control_lower: Optional[Array] = None
     control_upper: Optional[Array] = None
+    path_constraint: Optional[Callable[..., Array]] = None
+    terminal_constraint: Optional[Callable[..., Array]] = None
 
     def __post_init__(self):
-        for name in _FUNCTIONS:
+        for name in _FUNCTIONS + _CONSTRAINTS:
             fn = getattr(self, name)
+            if fn is None and name in _CONSTRAINTS:
+                continue
             if not callable(fn):
                 raise TypeError(f"Problem.{name} must be callable, got {type(fn).__name__} ({fn!r:.60}).")
             try:
@@ -129,6 +141,11 @@ class Problem:
     @property
     def has_limits(self) -> bool:
         return self.control_lower is not None
+
+    @property
+    def has_constraints(self) -> bool:
+        """Whether the problem has a path or a terminal constraint (besides control limits)."""
+        return self.path_constraint is not None or self.terminal_constraint is not None
 
     def replace(self, **changes) -> "Problem":
         """A copy with some fields changed (``dataclasses.replace``: validated again)."""
@@ -306,7 +323,7 @@ def _evaluate_shape(fn, name: str, n: int, m: int, *args):
         return jax.eval_shape(fn, *args)
     except Exception as e:
         msg = (f"problem.{name} failed when called with x: (n,) = ({n},)"
-               + (f", u: (m,) = ({m},)" if name != "terminal_cost" else "")
+               + (f", u: (m,) = ({m},)" if not name.startswith("terminal") else "")
                + f" (n from x0, m from us_init): {type(e).__name__}: {e}")
         try:
             new = type(e)(msg)
@@ -340,11 +357,32 @@ def _check_functions_uncached(problem: Problem, n: int, m: int, dtype, p_struct)
         if not _same_float(c, dtype):
             raise TypeError(f"problem.{name} must return a scalar of the state's dtype {dtype} (from x0/us_init), "
                             f"got {c.dtype}: cast its constants or params to {dtype}.")
+    _check_constraints(problem, n, m, dtype, x, u, t, p_struct)
+
+
+def _check_constraints(problem: Problem, n: int, m: int, dtype, x, u, t, p_struct):
+    """``path_constraint`` must return ``(p,)`` and ``terminal_constraint`` ``(q,)``, ``p, q >= 1``, of ``dtype``."""
+    for name, args, size in (("path_constraint", (x, u, t, p_struct), "p"),
+                             ("terminal_constraint", (x, p_struct), "q")):
+        fn = getattr(problem, name)
+        if fn is None:
+            continue
+        g = _evaluate_shape(fn, name, n, m, *args)
+        if not hasattr(g, "shape") or len(g.shape) != 1 or g.shape[0] < 1:
+            hint = " (for one constraint return jnp.array([g]) or g[None])" if getattr(g, "shape", None) == () else ""
+            raise ValueError(f"problem.{name} must return a vector of shape ({size},) with {size} >= 1, got "
+                             f"{_describe(g)}{hint}.")
+        if not jnp.issubdtype(g.dtype, jnp.floating):
+            raise TypeError(f"problem.{name} must return a real floating array of dtype {dtype}, got dtype "
+                            f"{g.dtype}.")
+        if not _same_float(g, dtype):
+            raise TypeError(f"problem.{name} must return the state's dtype {dtype} (from x0/us_init), got "
+                            f"{g.dtype}: cast its constants or params to {dtype}.")
 
 
 @functools.lru_cache(maxsize=512)
 def _check_functions_cached(functions, n, m, dtype, p_tree, p_leaves):
-    problem = _unflatten((*functions, 1), (None, None))
+    problem = _unflatten((*functions[:3], 1, *functions[3:]), (None, None))
     p_struct = None if p_tree is None else jax.tree_util.tree_unflatten(
         p_tree, [jax.ShapeDtypeStruct(s, d, weak_type=w) for s, d, w in p_leaves])
     _check_functions_uncached(problem, n, m, dtype, p_struct)
@@ -357,7 +395,7 @@ def _check_functions(problem: Problem, n: int, m: int, dtype, p_struct):
     else:
         leaves, p_tree = jax.tree_util.tree_flatten(p_struct)
         p_leaves = tuple((tuple(s.shape), np.dtype(s.dtype), bool(s.weak_type)) for s in leaves)
-    functions = tuple(getattr(problem, name) for name in _FUNCTIONS)
+    functions = tuple(getattr(problem, name) for name in _FUNCTIONS + _CONSTRAINTS)
     try:
         hash((functions, p_tree))
     except TypeError:  # an unhashable treedef (custom node with unhashable metadata): no caching
@@ -372,8 +410,8 @@ def validate_inputs(problem: Problem, x0, us_init, params=None):
     ``problem`` is a :class:`Problem`; ``x0: (n,)`` and ``us_init: (T, m)``
     are real arrays with ``T == problem.horizon`` and ``n, m >= 1``, finite
     when concrete; the limits have shape ``(m,)``; the leaves of ``params`` are
-    numeric; ``dynamics`` returns ``(n,)`` of the solve's dtype and both costs
-    a scalar of it (checked with ``jax.eval_shape``, once per signature).
+    numeric; ``dynamics`` returns ``(n,)`` of the solve's dtype, both costs
+    a scalar of it and the constraints (if any) vectors of it (checked with ``jax.eval_shape``, once per signature).
     Tracers (inside ``jit``, ``vmap``, ``grad``) get the shape and dtype checks.
 
     The dtype of the solve is :func:`float_dtype` of ``x0`` and ``us_init``;

@@ -20,16 +20,16 @@ import enum
 import functools
 import numbers
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ilqg_jax.backward import BackwardResult, backward_pass
-from ilqg_jax.derivatives import (Derivatives, dynamics_hessians, rollout, trajectory_cost,
+from ilqg_jax.derivatives import (Derivatives, convexify, dynamics_hessians, rollout, trajectory_cost,
                                   trajectory_derivatives)
-from ilqg_jax import implicit
+from ilqg_jax import implicit, parallel
 from ilqg_jax.problem import Problem, validate_inputs, with_dtype
 
 Array = jax.Array
@@ -37,24 +37,41 @@ Array = jax.Array
 __all__ = ["Options", "Solution", "History", "Status", "solve"]
 
 _RUNNING = -1
+#: Iterations in a row that lower the cost by less than ``Options.tol`` (relative) without reaching
+#: stationarity before a solve is declared ``STALLED``: near the optimum Newton steps often gain nothing
+#: visible in the cost for an iteration or two while they still refine the controls, and raising ``mu``
+#: after a rejected step takes a few iterations to pay off.
+STALL_ITERATIONS = 10
+#: A full step whose actual gain matches the expected one to this fraction ends the regularisation
+#: (``mu = 0``): the model is exact there (a linear-quadratic problem, or a Newton step near the optimum).
+EXACT_MODEL = 1e-2
+#: Newton (DDP) steps continue after a rejected step while ``mu`` stays below this; beyond it the
+#: solver falls back to Gauss-Newton steps on convexified costs.
+DDP_MU_MAX = 1.0
 
 
 class Status(enum.IntEnum):
     """Why a solve stopped.
 
-    - ``CONVERGED``: the relative cost decrease of an accepted step, or the
-      expected decrease of a full step, fell below ``Options.tol``. This
-      bounds the cost still to gain, not the gradient: on a shallow valley
-      iLQR converges linearly and stops where the next steps would gain less
-      than ``tol`` (relative) each; ask for a smaller
-      ``tol`` (or ``second_order=True``) where stationarity matters, e.g.
-      before differentiating through the solution.
+    - ``CONVERGED``: the trajectory is *stationary* and the cost has stopped
+      moving: with the regularisation off (``mu <= Options.mu_min``), the
+      Newton step of the backward pass is below ``Options.stationarity_tol``
+      (``max_t,i |k_t,i| / (1 + |u_t,i|)``, :func:`stationarity`; with limits,
+      the step of the box QP, zero on a limit the gradient pushes against),
+      and a full step is expected to lower the cost by at most ``Options.tol``
+      (relative). The implicit gradients of :func:`solve` describe this point.
     - ``MAX_ITER``: ``Options.max_iter`` iterations without converging; the
       result is the best trajectory found.
     - ``REGULARIZATION_LIMIT``: ``mu`` exceeded ``Options.mu_max``: no step
       lowered the cost even with heavy regularisation (a local minimum that
       the tolerance could not certify, or a non-convexity the solver cannot
       leave).
+    - ``STALLED``: the cost stopped moving (``STALL_ITERATIONS`` iterations in
+      a row each lowered it by less than ``Options.tol`` relative), but the
+      trajectory could not be certified stationary: a non-smooth cost (the
+      seed notebook's clipping) where the model never earns full steps, or a
+      float32 solve asked for more than float32 resolves. The result is the
+      best trajectory found; check ``Solution.stationarity``.
     - ``NONFINITE``: NaN/inf stopped the solver: the initial rollout or its
       cost or derivatives are not finite (``iterations == 0``); the derivatives
       are not finite at an accepted step (the step is not taken); or the
@@ -62,14 +79,21 @@ class Status(enum.IntEnum):
       ``mu_max`` -- while steps it tried ran into NaN/inf (a non-finite
       region, or an overflow of a cost that is unbounded below). The result
       is the last finite trajectory.
+    - ``INFEASIBLE``: a problem with path/terminal constraints stopped with
+      its largest violation above ``Options.constraint_tol`` (the outer
+      iterations spent, or the penalty at its maximum and the violation no
+      longer shrinking); see :mod:`ilqg_jax.constrained`.
 
-    Every solve stops after at most ``Options.max_iter`` iterations.
+    Every solve stops after at most ``Options.max_iter`` iterations (per
+    inner solve of a constrained problem, at most ``Options.max_outer`` of them).
     """
 
     CONVERGED = 0
     MAX_ITER = 1
     REGULARIZATION_LIMIT = 2
     NONFINITE = 3
+    STALLED = 4
+    INFEASIBLE = 5
 
 
 class Options(NamedTuple):
@@ -77,9 +101,17 @@ class Options(NamedTuple):
 
     Attributes:
       max_iter: maximum number of iterations (backward + forward pass).
-      tol: relative cost-decrease tolerance (see :class:`Status`). The effective tolerance is never
-        below ``64 * eps`` of the dtype (float32 cannot resolve a 1e-7
-        relative change of a sum of many terms).
+      tol: the largest relative cost decrease a full step may still promise at convergence (see
+        :class:`Status`). The effective tolerance is never below ``64 * eps`` of the dtype (float32
+        cannot resolve a 1e-7 relative change of a sum of many terms).
+      convexify: while regularised (``mu > 0``), Gauss-Newton steps use the
+        cost Hessians projected onto the positive semi-definite cone per time
+        step (:func:`~ilqg_jax.derivatives.convexify`; gradients unchanged), so
+        a concave cost cannot make the backward pass fail at every ``mu``;
+        unregularised and Newton (DDP) steps use the exact Hessians.
+      stationarity_tol: the largest normalised Newton step ``max_t,i |k_t,i| / (1 + |u_t,i|)`` at
+        convergence (:func:`stationarity`); never below ``10 sqrt(eps)`` of the dtype (1.5e-7 in
+        float64, 3.5e-3 in float32: what rounding in the backward pass resolves).
       mu_init, mu_min, mu_max, mu_factor: Levenberg-Marquardt schedule of
         Tassa et al. (2012), Sec. II-F: ``mu`` below ``mu_min`` snaps to 0.
       line_search: ``"backtracking"`` (try ``alpha = 1, ...`` one rollout at a
@@ -89,12 +121,33 @@ class Options(NamedTuple):
       min_step: smallest step size ``alpha``.
       min_reduction_ratio: accept a step when actual / expected cost decrease
         exceeds this (0: any decrease).
-      second_order: full DDP: add the dynamics' second derivatives contracted
-        with ``Vx`` to the ``Q`` expansion (``jax.hessian`` of the dynamics).
+      second_order: full DDP at every iteration: add the dynamics' second
+        derivatives contracted with ``Vx`` to the ``Q`` expansion
+        (``jax.hessian`` of the dynamics).
+      ddp_switch: with ``second_order=False``, switch those terms on (for the
+        rest of the solve) once an accepted full step with ``mu = 0`` lowers
+        the cost by less than this fraction: Gauss-Newton (iLQG) steps far
+        from the optimum, where they are robust, and Newton (DDP) steps near
+        it, where iLQG only converges linearly. ``0``: plain iLQG throughout.
+        A positive value keeps the dynamics' Hessians of the trajectory in the
+        solver state (``T n (n+m)^2`` numbers): for large states (``n`` in the
+        tens, long horizons) set it to 0 to save that memory.
+      backward: Riccati schedule of the backward pass: ``"sequential"`` (a
+        reverse ``lax.scan``), ``"parallel"`` (an associative scan, O(log T)
+        depth; :mod:`ilqg_jax.parallel`), or ``"auto"``
+        (:func:`ilqg_jax.parallel.choose_backward`: by backend and size).
+        Problems with control limits always use the sequential box-QP pass.
       unroll: ``lax.scan`` unroll factor for backward and forward passes.
       verbose: print one line per iteration while solving (iteration, cost,
         ``mu``, ``alpha``, expected decrease, wall time) through
         ``jax.debug.callback``; for single solves, not batches.
+      constraint_tol: largest constraint violation a ``CONVERGED`` constrained
+        solve may leave (path and terminal constraints, :mod:`ilqg_jax.constrained`).
+      penalty_init, penalty_factor, penalty_max: the augmented-Lagrangian
+        penalty: its first value, its growth per outer iteration while
+        infeasible, its cap.
+      max_outer: maximum number of outer (multiplier-update) iterations of a
+        constrained solve; each runs an inner solve of up to ``max_iter`` iterations.
     """
 
     max_iter: int = 100
@@ -108,8 +161,17 @@ class Options(NamedTuple):
     min_step: float = 1e-3
     min_reduction_ratio: float = 0.0
     second_order: bool = False
+    ddp_switch: float = 1e-3
+    convexify: bool = True
+    stationarity_tol: float = 1e-5
+    backward: str = "auto"
     unroll: int = 1
     verbose: bool = False
+    constraint_tol: float = 1e-6
+    penalty_init: float = 1.0
+    penalty_factor: float = 10.0
+    penalty_max: float = 1e8
+    max_outer: int = 20
 
 
 class History(NamedTuple):
@@ -122,12 +184,14 @@ class History(NamedTuple):
       mu: regularisation after the iteration.
       alpha: accepted step size (NaN when the iteration was rejected).
       expected: expected decrease of a full step, ``-(dV[0] + dV[1])``.
+      stationarity: :func:`stationarity` of the trajectory the iteration started from.
     """
 
     cost: Array
     mu: Array
     alpha: Array
     expected: Array
+    stationarity: Array
 
 
 class Solution(NamedTuple):
@@ -143,6 +207,13 @@ class Solution(NamedTuple):
       converged: bool, ``status == Status.CONVERGED``.
       status: int32 :class:`Status`.
       history: :class:`History`.
+      stationarity: :func:`stationarity` at the returned trajectory (the
+        convergence certificate: at most ``Options.stationarity_tol`` when
+        ``CONVERGED``).
+      multipliers: :class:`~ilqg_jax.constrained.Multipliers` of the path and
+        terminal constraints (``None`` for a problem without them).
+      violation: scalar, the largest constraint violation ``max(max(g, 0), |h|)``
+        (0 for a problem without constraints).
     """
 
     xs: Array
@@ -154,6 +225,9 @@ class Solution(NamedTuple):
     converged: Array
     status: Array
     history: History
+    stationarity: Array = jnp.nan
+    multipliers: Any = None
+    violation: Array = 0.0
 
 
 class _State(NamedTuple):
@@ -162,6 +236,8 @@ class _State(NamedTuple):
     cost: Array
     derivs: Derivatives
     d2: tuple
+    second: Array
+    stalls: Array
     mu: Array
     dmu: Array
     iteration: Array
@@ -173,7 +249,34 @@ class _State(NamedTuple):
 
 def effective_tol(options: Options, dtype) -> float:
     """The stopping tolerance actually used: ``max(tol, 64 eps(dtype))``."""
-    return max(float(options.tol), 64.0 * float(jnp.finfo(dtype).eps))
+    return max(float(options.tol), _floor(dtype))
+
+
+def effective_stationarity_tol(options: Options, dtype) -> float:
+    """The stationarity tolerance actually used: ``max(stationarity_tol, 10 sqrt(eps(dtype)))``.
+
+    Rounding in the backward pass (sums over the horizon, amplified by unstable
+    linearisations) leaves the Newton step noisy at about ``sqrt(eps)``
+    relative: 1.5e-7 in float64, 3.5e-3 in float32.
+    """
+    return max(float(options.stationarity_tol), 10.0 * float(jnp.finfo(dtype).eps) ** 0.5)
+
+
+def _floor(dtype) -> float:
+    return 64.0 * float(jnp.finfo(dtype).eps)
+
+
+def stationarity(k: Array, us: Array) -> Array:
+    """Normalised Newton step ``max_t,i |k_t,i| / (1 + |u_t,i|)``: zero exactly at a stationary point.
+
+    ``k: (T, m)`` is the feed-forward of the backward pass at ``us: (T, m)``
+    (Tassa, Erez & Todorov 2012 stop on its mean over time; the maximum is
+    stricter). It is the Newton step ``-Quu^-1 Qu`` on the controls, relative
+    to their size, so it does not depend on the scale of the cost; with
+    control limits it is the box QP's step, zero where a limit holds a control
+    the gradient pushes against.
+    """
+    return jnp.max(jnp.abs(k) / (1.0 + jnp.abs(us)))
 
 
 def step_sizes(options: Options, dtype) -> Array:
@@ -218,10 +321,21 @@ def closed_loop_rollout(problem: Problem, x0, xs_bar, us_bar, K, k, alpha, param
 
 
 def _accept(cost, new_cost, expected, ratio):
-    """Step acceptance on actual vs expected decrease (Tassa et al. 2012, Sec. II-F)."""
+    """Step acceptance on actual vs expected decrease (Tassa et al. 2012, Sec. II-F).
+
+    A step whose expected gain is below what the dtype resolves in the cost
+    (``64 eps |cost|``) cannot be judged by its actual gain, which is rounding
+    noise: it is accepted when the cost did not rise beyond that noise. Then
+    ``mu`` falls instead of rising, the right move when heavy regularisation
+    is what shrank the step, and near the optimum Newton steps still refine
+    the controls (the stationarity test, not the cost, decides convergence).
+    """
     actual = cost - new_cost
+    resolution = _floor(cost.dtype) * jnp.abs(cost)
     z = jnp.where(expected > 0, actual / expected, jnp.sign(actual))
-    return jnp.isfinite(new_cost) & (actual > 0) & (z > ratio)
+    decrease = (actual > 0) & (z > ratio)
+    unresolved = (expected <= resolution) & (actual >= -resolution)
+    return jnp.isfinite(new_cost) & (decrease | unresolved)
 
 
 def _line_search(problem, params, options, state: _State, bw: BackwardResult, alphas):
@@ -260,10 +374,24 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
     return accepted, alpha, xs, us, cost, hit_nonfinite
 
 
-def _derivatives(problem, xs, us, params, options, derivatives_fn):
+def _uses_second_order(options: Options) -> bool:
+    return options.second_order or options.ddp_switch > 0
+
+
+def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None):
+    """Derivatives at ``(xs, us)``; the dynamics' Hessians where full DDP may need them.
+
+    With ``ddp_switch`` they are computed only once ``second`` is set (zeros
+    before: the DDP terms vanish and the backward pass is iLQG's).
+    """
     d = derivatives_fn(problem, xs, us, params)
-    d2 = dynamics_hessians(problem.dynamics, xs, us, params) if options.second_order else ()
-    return d, d2
+    if not _uses_second_order(options):
+        return d, ()
+    hessians = functools.partial(dynamics_hessians, problem.dynamics, xs, us, params)
+    if options.second_order:
+        return d, hessians()
+    zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(hessians))  # noqa: E731
+    return d, jax.lax.cond(second, hessians, zeros)
 
 
 def _all_finite(tree) -> Array:
@@ -272,10 +400,30 @@ def _all_finite(tree) -> Array:
 
 
 def _backward(problem, state: _State, mu, options) -> BackwardResult:
+    """The backward pass at ``state`` with regularisation ``mu``.
+
+    Gauss-Newton (iLQG) on the cost Hessians convexified while ``mu > 0``
+    (the model is not trusted yet), on the exact ones once ``mu = 0``; full
+    DDP (the dynamics' curvature too, exact Hessians) once ``state.second``.
+    """
+    d, d2 = state.derivs, None
+    if _uses_second_order(options):
+        d2 = jax.tree_util.tree_map(lambda a: jnp.where(state.second, a, 0.0), state.d2)
+    if options.convexify and not options.second_order:
+        d = jax.lax.cond(state.second | (mu <= 0), lambda: d, lambda: convexify(d))
+    if not problem.has_limits and _schedule(options, state.us.shape, state.xs.shape[1]) == "parallel":
+        return parallel.parallel_backward_pass(d, mu, second_order=d2)
     return backward_pass(
-        state.derivs, mu, state.us, problem.control_lower, problem.control_upper,
-        k_warm=state.k if problem.has_limits else None,
-        second_order=state.d2 if options.second_order else None, unroll=options.unroll)
+        d, mu, state.us, problem.control_lower, problem.control_upper,
+        k_warm=state.k if problem.has_limits else None, second_order=d2, unroll=options.unroll)
+
+
+def _schedule(options: Options, us_shape, n: int) -> str:
+    """The Riccati schedule ``options.backward`` names (``"auto"``: :func:`ilqg_jax.parallel.choose_backward`)."""
+    if options.backward != "auto":
+        return options.backward
+    T, m = us_shape
+    return parallel.choose_backward(jax.default_backend(), T, n, m)
 
 
 def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _State) -> _State:
@@ -305,65 +453,98 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     """
     accepted, alpha, xs, us, cost, hit_nonfinite = step
     full_expected = -(bw.dV[0] + bw.dV[1])
-    # ``<=``: a trajectory of cost 0 with nothing to gain (e.g. already at rest at the goal) has converged.
-    small_gradient = bw.ok & (full_expected <= tol * jnp.abs(state.cost))
+    stat = jnp.where(bw.ok, stationarity(bw.k, state.us), jnp.inf)
+    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
+    second = state.second
+    if options.ddp_switch > 0 and not options.second_order:
+        # Newton (DDP) steps once Gauss-Newton ones only crawl (a full, unregularised step gaining little);
+        # back to Gauss-Newton as soon as a Newton step fails.
+        crawl = accepted & (alpha == 1) & (state.mu <= options.mu_min) & (rel_decrease < options.ddp_switch)
+        second = (second & (accepted | (state.mu < DDP_MU_MAX))) | crawl
 
-    derivs, d2 = jax.lax.cond(accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn),
-                              lambda _: (state.derivs, state.d2), None)
+    derivs, d2 = jax.lax.cond(
+        accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn, second),
+        lambda _: (state.derivs, state.d2), None)
     derivs_finite = _all_finite((derivs, d2))
 
     mu_down, dmu_down = _decrease(state.mu, state.dmu, options)
     mu_up, dmu_up = _increase(state.mu, state.dmu, options)
     mu = jnp.where(accepted, mu_down, mu_up)
     dmu = jnp.where(accepted, dmu_down, dmu_up)
-
-    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
+    # Regularisation off (mu = 0) after a full step the model predicted exactly, and after a step whose
+    # expected gain the dtype cannot resolve: nothing is at stake, and the unregularised model is what
+    # certifies stationarity (a warm start at the optimum converges in two iterations).
+    # (A model that needed mu > 1 to be positive definite keeps its regularisation.)
+    exact = (accepted & (alpha == 1) & (state.mu <= 1.0)
+             & (jnp.abs((state.cost - cost) / full_expected - 1) < EXACT_MODEL))
+    unresolved = accepted & (full_expected <= _floor(state.cost.dtype) * jnp.abs(state.cost))
+    mu = jnp.where(exact | unresolved, 0.0, mu)
     it = state.iteration + 1
-    # A small decrease is convergence (as in iLQG.m, whatever the step size: on a non-smooth cost only
-    # short steps may be left) only if NaN/inf did not cut the step short: a solver stalled against a
-    # non-finite region (or an overflow) reports NONFINITE, not CONVERGED.
-    small_step = accepted & (rel_decrease < tol)
-    status = jnp.select(
-        [accepted & ~derivs_finite,
-         small_gradient,
-         small_step & hit_nonfinite,
-         small_step,
-         ~accepted & (mu > options.mu_max) & hit_nonfinite,
-         ~accepted & (mu > options.mu_max),
-         it >= options.max_iter],
-        [Status.NONFINITE, Status.CONVERGED, Status.NONFINITE, Status.CONVERGED, Status.NONFINITE,
-         Status.REGULARIZATION_LIMIT, Status.MAX_ITER],
-        _RUNNING).astype(jnp.int32)
+    status, stalls = _status(options, state, bw, stat, full_expected, tol, accepted, cost, hit_nonfinite,
+                             derivs_finite, mu, it)
 
     # A step into a region where the derivatives are not finite is not taken.
     keep = accepted & derivs_finite
     pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)  # noqa: E731
-    h = state.history
-    history = History(
-        cost=h.cost.at[it].set(jnp.where(keep, cost, state.cost)),
-        mu=h.mu.at[it].set(mu),
-        alpha=h.alpha.at[it].set(jnp.where(keep, alpha, jnp.nan)),
-        expected=h.expected.at[it].set(full_expected))
+    history = _record(state.history, it, jnp.where(keep, cost, state.cost), mu, jnp.where(keep, alpha, jnp.nan),
+                      full_expected, stat)
     if options.verbose:
-        jax.debug.callback(_log_iteration, it, history.cost[it], mu, history.alpha[it], full_expected, status,
-                           ordered=True)
+        jax.debug.callback(_log_iteration, it, history.cost[it], mu, history.alpha[it], full_expected, stat,
+                           status, ordered=True)
     return _State(
         xs=pick(xs, state.xs), us=pick(us, state.us), cost=pick(cost, state.cost),
-        derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), mu=mu, dmu=dmu, iteration=it, status=status,
+        derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), second=(second & (keep | ~accepted)) | options.second_order,
+        stalls=stalls, mu=mu, dmu=dmu, iteration=it, status=status,
         K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history)
+
+
+def _status(options, state: _State, bw, stat, full_expected, tol, accepted, cost, hit_nonfinite, derivs_finite,
+            mu, it) -> tuple[Array, Array]:
+    """The :class:`Status` after an iteration (``_RUNNING`` to go on) and the count of stalled iterations.
+
+    Converged: the trajectory the iteration started from is stationary with
+    the regularisation off (or exactly stationary, ``k = 0``, whatever ``mu``),
+    and a full step promises at most ``tol`` relative (``<=``: a trajectory of
+    cost 0 with nothing to gain has converged).
+    Stalled: :data:`STALL_ITERATIONS` iterations in a row that lowered the
+    cost by less than ``tol`` relative without reaching stationarity -- or
+    NaN/inf cut the steps short (``NONFINITE``).
+    """
+    stol = effective_stationarity_tol(options, state.cost.dtype)
+    certified = (state.mu <= options.mu_min) & (stat <= stol) | (stat == 0)
+    converged = bw.ok & certified & (full_expected <= tol * jnp.abs(state.cost))
+    # Only accepted steps count: a rejected one (``mu`` rising) neither stalls nor progresses.
+    still = accepted & (state.cost - cost <= tol * jnp.abs(state.cost)) & ~converged
+    stalls = jnp.where(still, state.stalls + 1, jnp.where(accepted, 0, state.stalls)).astype(jnp.int32)
+    stalled = stalls >= STALL_ITERATIONS
+    stuck = ~accepted & (mu > options.mu_max)
+    status = jnp.select(
+        [accepted & ~derivs_finite, converged, (stalled | stuck) & hit_nonfinite, stalled, stuck,
+         it >= options.max_iter],
+        [Status.NONFINITE, Status.CONVERGED, Status.NONFINITE, Status.STALLED, Status.REGULARIZATION_LIMIT,
+         Status.MAX_ITER],
+        _RUNNING).astype(jnp.int32)
+    return status, stalls
+
+
+def _record(h: History, it, cost, mu, alpha, expected, stat) -> History:
+    """``h`` with row ``it`` written."""
+    return History(cost=h.cost.at[it].set(cost), mu=h.mu.at[it].set(mu), alpha=h.alpha.at[it].set(alpha),
+                   expected=h.expected.at[it].set(expected), stationarity=h.stationarity.at[it].set(stat))
 
 
 _clock = {"last": None}
 
 
-def _log_iteration(it, cost, mu, alpha, expected, status):
+def _log_iteration(it, cost, mu, alpha, expected, stat, status):
     now = time.perf_counter()
     last = _clock["last"] if _clock["last"] is not None else now
     _clock["last"] = now
     step = f"{float(alpha):8.4f}" if np.isfinite(alpha) else "  reject"
     end = "" if int(status) == _RUNNING else f"  -> {Status(int(status)).name}"
     print(f"iter {int(it):4d}  cost {float(cost):.10g}  mu {float(mu):9.3g}  alpha {step}  "
-          f"expected {float(expected):10.3g}  time {1e3 * (now - last):7.2f} ms{end}", flush=True)
+          f"expected {float(expected):10.3g}  stationarity {float(stat):9.3g}  time {1e3 * (now - last):7.2f} ms"
+          f"{end}", flush=True)
 
 
 def _log_start(cost, status):
@@ -380,12 +561,14 @@ def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State
         us_init = jnp.clip(us_init, problem.control_lower, problem.control_upper)
     xs = rollout(problem.dynamics, x0, us_init, params)
     cost = trajectory_cost(problem, xs, us_init, params)
-    derivs, d2 = _derivatives(problem, xs, us_init, params, options, derivatives_fn)
+    second = jnp.array(options.second_order)
+    derivs, d2 = _derivatives(problem, xs, us_init, params, options, derivatives_fn, second)
     finite = jnp.isfinite(cost) & _all_finite((xs, derivs, d2))
     nan = jnp.full((options.max_iter + 1,), jnp.nan, dtype)
-    history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan)
+    history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan,
+                      stationarity=nan)
     return _State(
-        xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2,
+        xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2, second=second, stalls=jnp.array(0, jnp.int32),
         mu=jnp.asarray(options.mu_init, dtype), dmu=jnp.asarray(1.0, dtype),
         iteration=jnp.array(0, jnp.int32),
         status=jnp.where(finite, _RUNNING if options.max_iter > 0 else Status.MAX_ITER,
@@ -402,6 +585,9 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
     :func:`~ilqg_jax.derivatives.finite_difference` to compare. It is not part
     of :func:`solve`.
     """
+    if problem.has_constraints:  # an augmented Lagrangian around this function
+        from ilqg_jax import constrained
+        return constrained.solve_unchecked(problem, x0, us_init, params, options)
     dtype = x0.dtype
     us_init = us_init.astype(dtype)
     problem = with_dtype(problem, dtype)  # limits in the solve's dtype (float32 solves under x64)
@@ -420,8 +606,10 @@ def _solution(problem, options, state: _State) -> Solution:
     final = _backward(problem, state, state.mu, options)  # what a feedback controller needs
     K = jnp.where(final.ok, final.K, state.K)
     k = jnp.where(final.ok, final.k, state.k)
+    stat = jnp.where(final.ok, stationarity(final.k, state.us), jnp.inf)
     return Solution(xs=state.xs, us=state.us, K=K, k=k, cost=state.cost, iterations=state.iteration,
-                    converged=state.status == Status.CONVERGED, status=state.status, history=state.history)
+                    converged=state.status == Status.CONVERGED, status=state.status, history=state.history,
+                    stationarity=stat)
 
 
 def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
@@ -434,6 +622,9 @@ def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, 
     differentiation. Without a transform it computes exactly what
     :func:`solve_unchecked` does.
     """
+    if problem.has_constraints:
+        from ilqg_jax import constrained
+        return constrained.differentiable_solve_unchecked(problem, x0, us_init, params, options)
     stop = jax.lax.stop_gradient
     sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options, derivatives_fn)
     xs, us, cost = implicit.attach_gradients(problem, x0, params, sol.xs, sol.us, sol.cost)
@@ -478,6 +669,13 @@ def validate_options(options: Options) -> None:
     _option_real(options, "mu_factor", "> 1", lambda v: v > 1)
     _option_real(options, "min_step", "in (0, 1]", lambda v: 0 < v <= 1)
     _option_real(options, "min_reduction_ratio", "in [0, 1)", lambda v: 0 <= v < 1)
+    _option_real(options, "ddp_switch", "in [0, 1]", lambda v: 0 <= v <= 1)
+    _option_real(options, "stationarity_tol", "> 0", lambda v: v > 0)
+    _option_real(options, "constraint_tol", "> 0", lambda v: v > 0)
+    _option_real(options, "penalty_init", "> 0", lambda v: v > 0)
+    _option_real(options, "penalty_factor", "> 1", lambda v: v > 1)
+    _option_real(options, "penalty_max", ">= penalty_init", lambda v: v >= options.penalty_init)
+    _option_integer(options, "max_outer", 1)
     if not options.mu_min <= options.mu_max:
         raise ValueError(f"Options need mu_min <= mu_max, got mu_min={options.mu_min}, mu_max={options.mu_max}.")
     if not (options.mu_init == 0 or options.mu_min <= options.mu_init <= options.mu_max):
@@ -486,9 +684,11 @@ def validate_options(options: Options) -> None:
     if not isinstance(options.line_search, str):
         raise TypeError(f"Options.line_search must be a str, 'backtracking' or 'parallel', got "
                         f"{type(options.line_search).__name__} ({options.line_search!r:.40}).")
+    if not isinstance(options.backward, str) or options.backward not in ("auto", "sequential", "parallel"):
+        raise ValueError(f"Options.backward must be 'auto', 'sequential' or 'parallel', got {options.backward!r:.40}.")
     if options.line_search not in ("backtracking", "parallel"):
         raise ValueError(f"Options.line_search must be 'backtracking' or 'parallel', got {options.line_search!r}.")
-    for name in ("second_order", "verbose"):
+    for name in ("second_order", "convexify", "verbose"):
         v = getattr(options, name)
         if not isinstance(v, (bool, np.bool_)):
             raise TypeError(f"Options.{name} must be a bool, got {type(v).__name__} ({v!r:.40}).")

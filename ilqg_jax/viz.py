@@ -13,7 +13,8 @@ from typing import Callable, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_trajectory", "plot_history", "basin_map", "animate", "animation_gif", "save"]
+__all__ = ["plot_trajectory", "plot_history", "basin_map", "plot_paths_and_obstacles", "animate", "animation_gif",
+           "save"]
 
 
 def _time_axes(xs, us, dt):
@@ -113,6 +114,40 @@ def basin_map(points, success, labels: Sequence[str] = ("θ₀ (rad)", "θ̇₀ 
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_title(title or f"basin map: {success.mean():.1%} of {success.size} initial states succeed")
+    fig.tight_layout()
+    return fig
+
+
+def plot_paths_and_obstacles(paths: Sequence, centers, radii, goal=None, labels: Optional[Sequence[str]] = None,
+                             title: Optional[str] = None):
+    """Planar paths among circular obstacles.
+
+    Args:
+      paths: a sequence of ``(T+1, >= 2)`` trajectories; columns 0 and 1 are the position (m).
+      centers: ``(k, 2)`` obstacle centres; radii: ``(k,)``.
+      goal: ``(2,)`` drawn as a star, or ``None``.
+      labels: one legend entry per path.
+
+    Returns:
+      The ``matplotlib.figure.Figure`` (equal axis scales).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for c, r in zip(np.asarray(centers, float), np.asarray(radii, float)):
+        ax.add_patch(plt.Circle(tuple(c), r, color="0.6", alpha=0.6, lw=0))
+    labels = list(labels or [None] * len(paths))
+    for i, (xs, label) in enumerate(zip(paths, labels)):
+        xs = np.asarray(xs, float)
+        ax.plot(xs[:, 0], xs[:, 1], "-", color=f"C{i}", lw=1.6, label=label)
+        ax.plot(xs[0, 0], xs[0, 1], "o", color=f"C{i}", ms=5)
+    if goal is not None:
+        ax.plot(*np.asarray(goal, float), "*", color="k", ms=12, label="goal")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    if any(label is not None for label in labels) or goal is not None:
+        ax.legend(loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig
 

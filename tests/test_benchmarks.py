@@ -194,6 +194,67 @@ def test_quick_benchmarks_run_and_write_sane_results(tmp_path):
     acc = json.loads((tmp_path / "derivative_accuracy.json").read_text())["data"]
     assert any(s["system"] == "pendulum.seed_problem" for s in acc["systems"])
 
+    peers = json.loads((tmp_path / "peers.json").read_text())["data"]
+    if peers["versions"]["crocoddyl"]:   # the models were checked against Crocoddyl's before timing
+        assert set(peers["agreement"]) == {"unicycle", "lq", "pendulum", "double_pendulum"}
+        assert all(a["max"] <= 1e-12 for a in peers["agreement"].values()), peers["agreement"]
+    ours = [r for r in peers["single"] if r["solver"] == "ilqg_jax.solve"]
+    assert ours and all(_positive(r["median_s"]) and r["converged"] >= 1 for r in ours)
+    assert any(r["solver"] == "ilqg_jax.solve_batch" and _positive(r["solves_per_s"]) for r in peers["batches"])
+
     readme = (tmp_path / "README.md").read_text()
     for name in REGISTRY:
         assert json.loads((tmp_path / f"{name}.json").read_text())["title"] in readme
+
+
+def test_constrained_benchmark_quick_mode_runs_and_agrees_with_ipopt(tmp_path):
+    """``benchmarks/constrained.py --quick``: every solver row filled, ilqg_jax feasible and at IPOPT's cost or below."""
+    pytest.importorskip("casadi")
+    from benchmarks import constrained
+
+    out = constrained.run(quick=True)
+    rows = out["tables"][0]["rows"]
+    assert {r[1] for r in rows} >= {"ilqg_jax.solve", "IPOPT (CasADi)"}
+    assert all(out["checks"].values()), out["checks"]
+    for r in rows:
+        assert r[3] > 0 and r[4] > 0, r  # iterations, time
+
+
+# ----------------------------------------------------------------------------- peers
+
+@pytest.mark.parametrize("system", ["unicycle", "lq", "pendulum", "double_pendulum"])
+def test_peer_models_equal_their_crocoddyl_twins(system):
+    pytest.importorskip("crocoddyl")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from benchmarks import peer_models
+
+    err = peer_models.check_agreement(system, count=10, seed=3)
+    assert err["agree"] and err["max"] <= 1e-12, err
+
+
+def test_missing_peers_get_rows_that_say_not_installed():
+    from benchmarks import peers
+
+    available = {"crocoddyl": None, "trajax": None, "ilqg_jax": "0"}
+    single = [{"solver": s, "system": "unicycle", "installed": False} for s in peers.SOLVERS[:2]]
+    rows = peers._single_rows(single, available) + peers._batch_rows([], peers.QUICK, available)
+    assert len(rows) == 4
+    assert all(r[2] == "not installed" and r[3:] == [None] * (len(r) - 3) for r in rows), rows
+
+
+def test_quick_backward_benchmark_times_both_schedules_and_checks_them_equal(tmp_path):
+    """``python -m benchmarks --quick --only backward``: both schedules timed, outputs equal, GPU not measured."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "backward", "--no-readme",
+                           "--results-dir", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    data = json.loads((tmp_path / "backward.json").read_text())
+    assert data["checks"] == {"parallel_equals_sequential": True}
+    for r in data["data"]["rows"]:
+        assert r["diff_mu0"] <= 1e-10 and r["rounds_mu0"] == 0
+        assert _positive(r["seq_mu0_us"]) and _positive(r["par_mu0_us"]) and _positive(r["compile_par_mu0_s"])
+    gpu = [row for row in data["tables"][0]["rows"] if row[2] == "gpu"]
+    assert gpu and all(v == "not measured" for row in gpu for v in row[3:])

@@ -131,7 +131,9 @@ def test_cost_never_increases_across_accepted_iterations(shape, seed, eps, limit
         costs, alphas = sol.history.cost[: it + 1], sol.history.alpha[1: it + 1]
         steps = np.diff(costs)
         accepted = np.isfinite(alphas)
-        assert np.all(steps[accepted] < 0.0), costs  # an accepted step lowers the cost ...
+        # an accepted step lowers the cost (or, when its expected gain is below float64's resolution, leaves
+        # it within that rounding noise) ...
+        assert np.all(steps[accepted] <= 64 * np.finfo(np.float64).eps * np.abs(costs[:-1][accepted])), costs
         assert np.all(steps[~accepted] == 0.0), costs  # ... a rejected one keeps it
         assert costs[-1] == sol.cost
 
@@ -145,7 +147,7 @@ def test_box_limits_are_never_violated(shape, seed, eps):
     lo, hi = np.asarray(problems.control_lower)[:, None, :], np.asarray(problems.control_upper)[:, None, :]
     assert np.any(us_inits < lo) or np.any(us_inits > hi)
     assert np.all(lo <= np.asarray(sols.us)) and np.all(np.asarray(sols.us) <= hi)
-    assert np.all(np.isin(np.asarray(sols.status), [S.CONVERGED, S.MAX_ITER, S.REGULARIZATION_LIMIT]))
+    assert np.all(np.isin(np.asarray(sols.status), [S.CONVERGED, S.MAX_ITER, S.REGULARIZATION_LIMIT, S.STALLED]))
     assert np.any(np.isclose(np.asarray(sols.us), lo) | np.isclose(np.asarray(sols.us), hi))  # limits are active
 
 
@@ -224,7 +226,7 @@ def test_long_horizon_large_state_compiles_once_with_linear_memory():
     XLA's temporaries stay linear in T. (``benchmarks/large.py`` measures time and memory.)"""
     T, n, m = 10_000, 20, 5
     problem = ilqg.Problem(chain_dynamics, chain_running_cost, chain_terminal_cost, T)
-    options = ilqg.Options(max_iter=2)
+    options = ilqg.Options(max_iter=2, ddp_switch=0.0)  # no dynamics Hessians: T n (n+m)^2 numbers
     us, x0s, params = jnp.zeros((T, m)), (np.ones(n), -np.ones(n)), (chain_params(0), chain_params(1))
     first = len(_compiles)
     sol = jax.block_until_ready(ilqg.solve(problem, x0s[0], us, params[0], options))

@@ -427,3 +427,74 @@ def test_acrobot_swings_up():
     xT = sol.xs[-1]
     assert jnp.max(jnp.abs(angles.wrap(xT[:2]))) < 0.05, xT  # both links upright within ~3 degrees
     assert jnp.max(jnp.abs(xT[2:])) < 0.2, xT  # and nearly at rest
+
+
+# ---------------------------------------------------------------------------
+# The unicycle: Crocoddyl's ActionModelUnicycle, reproduced.
+# ---------------------------------------------------------------------------
+
+def _unicycle_samples(seed, count=20):
+    rng = np.random.default_rng(seed)
+    return 2.0 * rng.standard_normal((count, 3)), 2.0 * rng.standard_normal((count, 2))
+
+
+def test_unicycle_follows_known_motions():
+    from ilqg_jax.systems import unicycle
+
+    step, dt = unicycle.dynamics(), unicycle.DT
+    x = jnp.array([0.3, -0.2, 0.7])
+    # Straight ahead at v for 10 steps: the heading is fixed, so the position moves by 10 dt v along it.
+    straight = lax.fori_loop(0, 10, lambda i, s: step(s, jnp.array([2.0, 0.0]), i, None), x)
+    chex.assert_trees_all_close(straight, x + 10 * dt * 2.0 * jnp.array([jnp.cos(0.7), jnp.sin(0.7), 0.0]),
+                                atol=1e-14)
+    # Turning on the spot: the heading advances by dt w per step; standing still changes nothing.
+    chex.assert_trees_all_close(step(x, jnp.array([0.0, 3.0]), 0, None), x + jnp.array([0.0, 0.0, dt * 3.0]),
+                                atol=1e-15)
+    chex.assert_trees_all_close(step(x, jnp.zeros(2), 0, None), x, atol=0.0)
+
+
+def test_unicycle_costs_are_crocoddyls_formula_with_weights_as_params():
+    from ilqg_jax.systems import unicycle
+
+    x, u = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.3, -1.0])
+    assert float(unicycle.running_cost(x, u, 0)) == pytest.approx(0.5 * (100 * 5.25 + 1.09), rel=1e-15)
+    assert float(unicycle.terminal_cost(x)) == pytest.approx(0.5 * 100 * 5.25, rel=1e-15)
+    w = unicycle.UnicycleParams(state_weight=2.0, control_weight=3.0)
+    assert float(unicycle.running_cost(x, u, 0, w)) == pytest.approx(0.5 * (4 * 5.25 + 9 * 1.09), rel=1e-15)
+    assert float(unicycle.terminal_cost(x, w)) == pytest.approx(0.5 * 4 * 5.25, rel=1e-15)
+
+
+def test_unicycle_matches_crocoddyl_values_and_derivatives():
+    crocoddyl = pytest.importorskip("crocoddyl")
+    from ilqg_jax.systems import unicycle
+
+    model = crocoddyl.ActionModelUnicycle()
+    data = model.createData()
+    step, params = unicycle.dynamics(), unicycle.default_params()
+    for x, u in zip(*_unicycle_samples(0)):
+        model.calc(data, x, u)
+        model.calcDiff(data, x, u)
+        xj, uj = jnp.asarray(x), jnp.asarray(u)
+        chex.assert_trees_all_close(step(xj, uj, 0, params), data.xnext, rtol=0, atol=1e-14)
+        assert float(unicycle.running_cost(xj, uj, 0, params)) == pytest.approx(data.cost, rel=1e-14)
+        fx, fu = jax.jacfwd(step, argnums=(0, 1))(xj, uj, 0, params)
+        chex.assert_trees_all_close((fx, fu), (data.Fx, data.Fu), rtol=0, atol=1e-14)
+        lxx, luu = (jax.hessian(unicycle.running_cost, argnums=k)(xj, uj, 0, params) for k in (0, 1))
+        chex.assert_trees_all_close((lxx, luu), (data.Lxx, data.Luu), rtol=1e-14, atol=1e-14)
+        model.calc(data, x)   # Crocoddyl's terminal model: the same action model called without a control
+        assert float(unicycle.terminal_cost(xj, params)) == pytest.approx(data.cost, rel=1e-14)
+
+
+def test_unicycle_task_reaches_the_origin_with_crocoddyls_optimal_cost():
+    from ilqg_jax.solver import solve
+    from ilqg_jax.systems import get_task
+
+    task = get_task("unicycle")
+    sol = solve(task.problem, task.x0, task.us_init, task.params)
+    assert bool(sol.converged) and task.success(sol.xs), (sol.status, sol.xs[-1])
+    crocoddyl = pytest.importorskip("crocoddyl")
+    model = crocoddyl.ActionModelUnicycle()
+    problem = crocoddyl.ShootingProblem(np.asarray(task.x0), [model] * task.problem.horizon, model)
+    solver = crocoddyl.SolverFDDP(problem)
+    assert solver.solve([], [], 200)
+    assert float(sol.cost) == pytest.approx(solver.cost, rel=1e-6)

@@ -11,7 +11,9 @@ function -- for the command line, the notebooks and the benchmarks::
 
 Task names: ``pendulum`` (well-posed swing-up), ``pendulum-limited`` (torque
 limit 2 N m), ``pendulum-seed`` (the research notebook's problem), ``arm``
-(two-link arm reaching, Li & Todorov 2004), ``cartpole``, ``acrobot``.
+(two-link arm reaching, Li & Todorov 2004), ``cartpole``, ``acrobot``,
+``unicycle`` (Crocoddyl's ``ActionModelUnicycle``, driven to the origin),
+``unicycle-obstacles`` (path and terminal constraints, :mod:`ilqg_jax.systems.obstacles`).
 """
 
 from __future__ import annotations
@@ -151,6 +153,47 @@ def _acrobot(horizon: Optional[int]) -> Task:
         points=points, extent=2.2, success=success, goal="both |wrap(θ_i)| < 0.05 rad, rates < 0.2 rad/s")
 
 
+def _unicycle_obstacles(horizon: Optional[int]) -> Task:
+    from ilqg_jax.systems import obstacles
+
+    params = obstacles.default_params()
+    problem = obstacles.problem(horizon or obstacles.HORIZON)
+    T = problem.horizon
+
+    def points(x):
+        return jnp.stack([x[:2], x[:2] + 0.2 * jnp.array([jnp.cos(x[2]), jnp.sin(x[2])])])
+
+    def success(xs):
+        reached = jnp.linalg.norm(xs[-1, :2] - params.goal) < 1e-4
+        return bool(reached & (jnp.min(obstacles.clearance(xs, params)) > -1e-4))
+
+    return Task(
+        name="unicycle-obstacles",
+        description="unicycle around two circular obstacles to a goal it must reach exactly (path and terminal "
+                    "constraints, augmented Lagrangian)",
+        problem=problem, x0=obstacles.initial_state(), us_init=jnp.zeros((T, 2)), params=params, dt=obstacles.DT,
+        state_labels=("x (m)", "y (m)", "heading θ (rad)"), control_labels=("speed v (m/s)", "turn rate ω (rad/s)"),
+        points=points, extent=3.5, success=success,
+        goal="final position within 1e-4 m of the goal, never more than 1e-4 m inside an obstacle")
+
+
+def _unicycle(horizon: Optional[int]) -> Task:
+    from ilqg_jax.systems import unicycle
+
+    T = horizon or unicycle.HORIZON
+
+    def points(x):
+        return jnp.stack([x[:2], x[:2] + 0.15 * jnp.array([jnp.cos(x[2]), jnp.sin(x[2])])])
+
+    return Task(
+        name="unicycle", description="Crocoddyl's unicycle driven to the origin (cost 1/2 (100 |x|^2 + |u|^2))",
+        problem=unicycle.problem(T), x0=unicycle.initial_state(), us_init=unicycle.initial_controls(T),
+        params=unicycle.default_params(), dt=unicycle.DT,
+        state_labels=("x (m)", "y (m)", "heading θ (rad)"),
+        control_labels=("speed v (m/s)", "turn rate ω (rad/s)"), points=points, extent=1.5,
+        success=lambda xs: bool(jnp.linalg.norm(xs[-1]) < 0.02), goal="|x_T| < 0.02 (m and rad together)")
+
+
 TASKS: dict[str, Callable[[Optional[int]], Task]] = {
     "pendulum": lambda T: _pendulum("swing_up", T),
     "pendulum-limited": lambda T: _pendulum("limited", T),
@@ -158,6 +201,8 @@ TASKS: dict[str, Callable[[Optional[int]], Task]] = {
     "arm": _arm,
     "cartpole": _cartpole,
     "acrobot": _acrobot,
+    "unicycle": _unicycle,
+    "unicycle-obstacles": _unicycle_obstacles,
 }
 
 
