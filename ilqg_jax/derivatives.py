@@ -178,8 +178,8 @@ def finite_difference(problem: Problem, xs: Array, us: Array, params=None, eps: 
 
 
 #: Largest matrix whose eigendecomposition :func:`_psd` computes by unrolled Jacobi sweeps instead of LAPACK.
-JACOBI_MAX = 8
-#: Cyclic Jacobi sweeps: convergence is quadratic, 8 sweeps reach float64 round-off for k <= 8.
+JACOBI_MAX = 6
+#: Cyclic Jacobi sweeps: convergence is quadratic, 8 sweeps reach float64 round-off for k <= 6.
 JACOBI_SWEEPS = 8
 
 
@@ -188,11 +188,14 @@ def _jacobi_eigh(H: Array) -> tuple[Array, Array]:
 
     Pure element-wise JAX operations, batched over leading axes: no LAPACK
     call (one per matrix on CPU, inside the solver's loops), which also keeps
-    sharded CPU batches free of the library's thread pool.
+    sharded CPU batches free of the library's thread pool. The sweeps are a
+    ``lax.fori_loop`` (one sweep traced), the rotations of a sweep unrolled.
     """
     k = H.shape[-1]
-    A, V = H, jnp.broadcast_to(jnp.eye(k, dtype=H.dtype), H.shape)
-    for _ in range(JACOBI_SWEEPS):
+    eye = jnp.broadcast_to(jnp.eye(k, dtype=H.dtype), H.shape)
+
+    def sweep(_, AV):
+        A, V = AV
         for p in range(k - 1):
             for q in range(p + 1, k):
                 apq, app, aqq = A[..., p, q], A[..., p, p], A[..., q, q]
@@ -202,10 +205,12 @@ def _jacobi_eigh(H: Array) -> tuple[Array, Array]:
                 t = jnp.where(nonzero, jnp.where(theta == 0, 1.0, t), 0.0)
                 c = 1.0 / jnp.sqrt(t**2 + 1.0)
                 sn = t * c
-                J = jnp.broadcast_to(jnp.eye(k, dtype=H.dtype), H.shape)
-                J = J.at[..., p, p].set(c).at[..., q, q].set(c).at[..., p, q].set(sn).at[..., q, p].set(-sn)
+                J = eye.at[..., p, p].set(c).at[..., q, q].set(c).at[..., p, q].set(sn).at[..., q, p].set(-sn)
                 A = jnp.swapaxes(J, -1, -2) @ A @ J
                 V = V @ J
+        return A, V
+
+    A, V = jax.lax.fori_loop(0, JACOBI_SWEEPS, sweep, (H, eye))
     return jnp.diagonal(A, axis1=-2, axis2=-1), V
 
 

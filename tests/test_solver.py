@@ -340,7 +340,7 @@ def test_wide_limits_equal_unconstrained(swing_up_solution):
 
 @pytest.mark.parametrize("k", [1, 3, 5, 8, 10])
 def test_convexify_projects_onto_the_psd_cone_like_numpy(k):
-    """The per-step PSD projection (Jacobi sweeps up to 8x8, LAPACK above) equals NumPy's eigh-based one."""
+    """The per-step PSD projection (Jacobi sweeps up to 6x6, LAPACK above) equals NumPy's eigh-based one."""
     from ilqg_jax.derivatives import _psd
 
     H = np.random.default_rng(k).standard_normal((20, k, k))
