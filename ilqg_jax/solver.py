@@ -110,7 +110,8 @@ class Options(NamedTuple):
         a concave cost cannot make the backward pass fail at every ``mu``;
         unregularised and Newton (DDP) steps use the exact Hessians.
       stationarity_tol: the largest normalised Newton step ``max_t,i |k_t,i| / (1 + |u_t,i|)`` at
-        convergence (:func:`stationarity`); never below ``10 sqrt(eps)`` of the dtype (1.5e-7 in
+        convergence (:func:`stationarity`; the default is the ``tolGrad`` of Tassa et al.'s iLQG.m, applied
+        to the maximum over time instead of the mean); never below ``10 sqrt(eps)`` of the dtype (1.5e-7 in
         float64, 3.5e-3 in float32: what rounding in the backward pass resolves).
       mu_init, mu_min, mu_max, mu_factor: Levenberg-Marquardt schedule of
         Tassa et al. (2012), Sec. II-F: ``mu`` below ``mu_min`` snaps to 0.
@@ -163,7 +164,7 @@ class Options(NamedTuple):
     second_order: bool = False
     ddp_switch: float = 1e-3
     convexify: bool = True
-    stationarity_tol: float = 1e-5
+    stationarity_tol: float = 1e-4
     backward: str = "auto"
     unroll: int = 1
     verbose: bool = False
