@@ -71,7 +71,7 @@ def solve_main(args) -> int:
     if args.animate:
         viz.animate(sol.xs, task.points, dt=task.dt, path=args.animate, extent=task.extent, title=task.name)
         print(f"wrote {args.animate}")
-    return 0 if sol.converged or status == ilqg.Status.MAX_ITER else 1
+    return 0 if status in (ilqg.Status.CONVERGED, ilqg.Status.STALLED, ilqg.Status.MAX_ITER) else 1
 
 
 def _usable_cores() -> int:
