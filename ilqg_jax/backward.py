@@ -111,7 +111,9 @@ def _limited_gains(Qz, Qzz, mu, inp, lower, upper):
     n = Qz.shape[0] - inp["u"].shape[0]
     Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
     Quu_reg = Quu + mu * jnp.eye(Quu.shape[0], dtype=Quu.dtype)
-    qp = boxqp.box_qp(Quu_reg, Qu, lower - inp["u"], upper - inp["u"], inp["k_warm"])
+    # min_grad=0: the QP stops at the round-off level of its gradient, not at an absolute 1e-8 that would
+    # hand back the warm start (the previous k) unchanged near the optimum -- k is the stationarity measure.
+    qp = boxqp.box_qp(Quu_reg, Qu, lower - inp["u"], upper - inp["u"], inp["k_warm"], min_grad=0.0)
     K = -boxqp.free_subspace_solve(Quu_reg, Qux, qp.free)
     ok = (qp.status != boxqp.BoxQPStatus.NOT_POSITIVE_DEFINITE) & jnp.all(jnp.isfinite(K))
     return K, qp.x, ok

@@ -390,13 +390,13 @@ def test_angle_costs_are_periodic_and_quadratic_near_target():
 # Ready problems, solved by ilqg_jax.solver.
 # ---------------------------------------------------------------------------
 
-def solve_ready(module, problem, params):
+def solve_ready(module, problem, params, options=None):
     from ilqg_jax.solver import Options, solve
 
     assert isinstance(problem, Problem)
     x0 = module.initial_state(jnp.float64)
     us0 = module.initial_controls(problem.horizon, jnp.float64)
-    sol = solve(problem, x0, us0, params, Options())
+    sol = solve(problem, x0, us0, params, options or Options())
     assert bool(sol.converged), (sol.status, sol.iterations)
     assert jnp.all(jnp.isfinite(sol.xs)) and jnp.all(jnp.isfinite(sol.us))
     chex.assert_trees_all_close(sol.xs[0], x0)
@@ -423,7 +423,10 @@ def test_cartpole_swings_up_and_returns_to_centre():
 
 def test_acrobot_swings_up():
     p = acrobot.default_params()
-    sol = solve_ready(acrobot, acrobot.swing_up(), p)
+    from ilqg_jax.solver import Options
+    from ilqg_jax.systems import get_task
+
+    sol = solve_ready(acrobot, acrobot.swing_up(), p, options=Options(**get_task("acrobot").solver_options))
     xT = sol.xs[-1]
     assert jnp.max(jnp.abs(angles.wrap(xT[:2]))) < 0.05, xT  # both links upright within ~3 degrees
     assert jnp.max(jnp.abs(xT[2:])) < 0.2, xT  # and nearly at rest
