@@ -168,7 +168,9 @@ def _loop_case(problem, x0s, us0, sample: int, sol_batch) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(sols)
     f64 = sols[0].xs.dtype == np.float64
-    share, err = _agreement(sols, sol_batch, idx, 1e-8 if f64 else 1e-4)
+    # Batched and single solves round differently (batched matrix products); decisions at the noise
+    # level can then differ by an iteration, and both stop within the stationarity certificate (1e-8).
+    share, err = _agreement(sols, sol_batch, idx, 1e-6 if f64 else 1e-4)
     out = {"sample": n, "wall_s": wall, "cpu_s": cpu, "per_solve_s": wall / n, "solves_per_s": n / wall,
            "solves_per_cpu_s": n / cpu, "iterations_mean": float(np.mean([int(s.iterations) for s in sols])),
            "share_equal_to_single_solve": share, "max_abs_diff_xs_single": err, "load": _load()}

@@ -119,7 +119,8 @@ def run(quick: bool = False, dtypes=DEFAULT_DTYPES, results_dir: str = common.DE
                 # Same steps, same cost -- once converged (at max_iter the FD/AD differences
                 # have had 100 iterations to steer the two apart).
                 if r["dtype"] == "float64" and r["method"] == "JAX + AD" and ref_rec["status"] == "converged":
-                    checks[f"cost_agreement_T{T}"] = r["cost_rel_diff_vs_numpy"] <= COST_RTOL
+                    # The baseline stops on a small decrease, ilqg_jax at a stationary point: no higher.
+                    checks[f"cost_agreement_T{T}"] = r["cost"] <= ref * (1 + COST_RTOL)
                 if r["method"].startswith("JAX"):
                     checks[f"output_dtype_{r['method']}_{r['dtype']}_T{T}"] = r["cost_dtype"] == r["dtype"]
 

@@ -48,6 +48,10 @@ EXACT_MODEL = 1e-3
 #: Newton (DDP) steps continue after a rejected step while ``mu`` stays below this; beyond it the
 #: solver falls back to Gauss-Newton steps on convexified costs.
 DDP_MU_MAX = 1.0
+#: The DDP switch applies to problems with at most this many states: the dynamics' Hessians cost
+#: ``T n (n+m)^2`` numbers of memory and ``n + m`` Jacobian-vector passes per time step, which outgrow the
+#: rest of an iteration beyond a dozen states (``Options(second_order=True)`` still forces full DDP).
+DDP_MAX_STATE = 12
 
 
 class Status(enum.IntEnum):
@@ -131,8 +135,8 @@ class Options(NamedTuple):
         from the optimum, where they are robust, and Newton (DDP) steps near
         it, where iLQG only converges linearly. ``0``: plain iLQG throughout.
         A positive value keeps the dynamics' Hessians of the trajectory in the
-        solver state (``T n (n+m)^2`` numbers): for large states (``n`` in the
-        tens, long horizons) set it to 0 to save that memory.
+        solver state (``T n (n+m)^2`` numbers); it applies only up to
+        :data:`DDP_MAX_STATE` states.
       backward: Riccati schedule of the backward pass: ``"sequential"`` (a
         reverse ``lax.scan``), ``"parallel"`` (an associative scan, O(log T)
         depth; :mod:`ilqg_jax.parallel`), or ``"auto"``
@@ -377,8 +381,13 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
     return accepted, alpha, xs, us, cost, hit_nonfinite
 
 
-def _uses_second_order(options: Options) -> bool:
-    return options.second_order or options.ddp_switch > 0
+def _hybrid(options: Options, n: int) -> bool:
+    """Whether the DDP switch is on: ``ddp_switch > 0`` and at most :data:`DDP_MAX_STATE` states."""
+    return options.ddp_switch > 0 and not options.second_order and n <= DDP_MAX_STATE
+
+
+def _uses_second_order(options: Options, n: int) -> bool:
+    return options.second_order or _hybrid(options, n)
 
 
 def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None):
@@ -388,7 +397,7 @@ def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None):
     before: the DDP terms vanish and the backward pass is iLQG's).
     """
     d = derivatives_fn(problem, xs, us, params)
-    if not _uses_second_order(options):
+    if not _uses_second_order(options, xs.shape[1]):
         return d, ()
     hessians = functools.partial(dynamics_hessians, problem.dynamics, xs, us, params)
     if options.second_order:
@@ -410,7 +419,7 @@ def _backward(problem, state: _State, mu, options) -> BackwardResult:
     DDP (the dynamics' curvature too, exact Hessians) once ``state.second``.
     """
     d, d2 = state.derivs, None
-    if _uses_second_order(options):
+    if _uses_second_order(options, state.xs.shape[1]):
         d2 = jax.tree_util.tree_map(lambda a: jnp.where(state.second, a, 0.0), state.d2)
     if options.convexify and not options.second_order:
         d = jax.lax.cond(state.second | (mu <= 0), lambda: d, lambda: convexify(d))
@@ -459,7 +468,7 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     stat = jnp.where(bw.ok, stationarity(bw.k, state.us), jnp.inf)
     rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
     second = state.second
-    if options.ddp_switch > 0 and not options.second_order:
+    if _hybrid(options, state.xs.shape[1]):
         # Newton (DDP) steps once Gauss-Newton ones only crawl (a full, unregularised step gaining little);
         # back to Gauss-Newton as soon as a Newton step fails.
         crawl = accepted & (alpha == 1) & (state.mu <= options.mu_min) & (rel_decrease < options.ddp_switch)

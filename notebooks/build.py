@@ -881,7 +881,7 @@ plt.show()
         code("""
 grad = jax.grad(lambda c: ilqg.solve(task.problem, task.x0, task.us_init,
                                      task.params._replace(centers=c)).cost)(task.params.centers)
-print("d cost / d centres:\n", np.round(np.asarray(grad), 4))
+print("d cost / d centres:", np.round(np.asarray(grad), 4).tolist())
 """),
     ]
 

@@ -141,8 +141,11 @@ def test_simulate_under_vmap_equals_separate_runs(mpc):
     run = lambda x0, d: simulate(mpc, x0, 200, plant=gym_pendulum.env_step, disturbances=d)  # noqa: E731
     batched = jax.vmap(run)(x0s, kicks)
     for i in range(len(x0s)):
+        # Batched and single programs round differently (batched matrix products in the convexified
+        # model); three iterations per control step leave each plan short of its optimum, so that rounding
+        # shows at ~1e-8.
         chex.assert_trees_all_close(jax.tree_util.tree_map(lambda a: a[i], batched), run(x0s[i], kicks[i]),
-                                    atol=1e-9, rtol=1e-9)
+                                    atol=1e-6, rtol=1e-6)
 
 
 def test_step_warm_starts_from_the_shifted_solution(mpc):
