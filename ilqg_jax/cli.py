@@ -42,7 +42,7 @@ def solve_main(args) -> int:
 
     task = get_task(args.system, args.horizon)
     dtype = jax.numpy.float32 if args.float32 else jax.numpy.float64
-    options = ilqg.Options(**{**(task.solver_options or {}), "max_iter": args.max_iter, "verbose": not args.quiet})
+    options = ilqg.Options(max_iter=args.max_iter, verbose=not args.quiet)
     T, m = task.us_init.shape
     print(f"{task.name}: {task.description}")
     print(f"horizon T={T} (dt={task.dt} s), n={task.x0.shape[0]} states, m={m} controls, "

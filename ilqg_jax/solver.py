@@ -108,11 +108,16 @@ class Options(NamedTuple):
       tol: the largest relative cost decrease a full step may still promise at convergence (see
         :class:`Status`). The effective tolerance is never below ``64 * eps`` of the dtype (float32
         cannot resolve a 1e-7 relative change of a sum of many terms).
-      convexify: while regularised (``mu > 0``), Gauss-Newton steps use the
-        cost Hessians projected onto the positive semi-definite cone per time
-        step (:func:`~ilqg_jax.derivatives.convexify`; gradients unchanged), so
-        a concave cost cannot make the backward pass fail at every ``mu``;
-        unregularised and Newton (DDP) steps use the exact Hessians.
+      convexify: once a backward pass fails (``Quu + mu I`` not positive
+        definite), Gauss-Newton steps use the cost Hessians projected onto the
+        positive semi-definite cone per time step
+        (:func:`~ilqg_jax.derivatives.convexify`; gradients unchanged) until
+        the regularisation is off again (``mu = 0``): a concave cost such as
+        ``(1 - cos theta)^2`` near hanging, propagated through unstable
+        dynamics, can otherwise make the backward pass fail at every ``mu``.
+        Always projecting was measured to lead the pendulum and acrobot
+        swing-ups into worse local minima. Newton (DDP) steps always use the
+        exact Hessians.
       stationarity_tol: the largest normalised Newton step ``max_t,i |k_t,i| / (1 + |u_t,i|)`` at
         convergence (:func:`stationarity`): tight enough that finite differences of re-solved problems
         agree with the implicit gradients; never below ``1000 eps^(3/4)`` of the dtype (1.8e-9 in float64,
@@ -242,6 +247,7 @@ class _State(NamedTuple):
     derivs: Derivatives
     d2: tuple
     second: Array
+    convex: Array
     stalls: Array
     stall_ref: Array
     mu: Array
@@ -414,15 +420,15 @@ def _all_finite(tree) -> Array:
 def _backward(problem, state: _State, mu, options) -> BackwardResult:
     """The backward pass at ``state`` with regularisation ``mu``.
 
-    Gauss-Newton (iLQG) on the cost Hessians convexified while ``mu > 0``
-    (the model is not trusted yet), on the exact ones once ``mu = 0``; full
-    DDP (the dynamics' curvature too, exact Hessians) once ``state.second``.
+    Gauss-Newton (iLQG) on the exact cost Hessians, or on convexified ones
+    after a failed backward pass while ``mu > 0`` (``state.convex``); full DDP
+    (the dynamics' curvature too, exact Hessians) once ``state.second``.
     """
     d, d2 = state.derivs, None
     if _uses_second_order(options, state.xs.shape[1]):
         d2 = jax.tree_util.tree_map(lambda a: jnp.where(state.second, a, 0.0), state.d2)
     if options.convexify and not options.second_order:
-        d = jax.lax.cond(state.second | (mu <= 0), lambda: d, lambda: convexify(d))
+        d = jax.lax.cond(state.second | (mu <= 0) | ~state.convex, lambda: d, lambda: convexify(d))
     if not problem.has_limits and _schedule(options, state.us.shape, state.xs.shape[1]) == "parallel":
         return parallel.parallel_backward_pass(d, mu, second_order=d2)
     return backward_pass(
@@ -506,7 +512,7 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     return _State(
         xs=pick(xs, state.xs), us=pick(us, state.us), cost=pick(cost, state.cost),
         derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), second=(second & (keep | ~accepted)) | options.second_order,
-        stalls=stalls, stall_ref=stall_ref, mu=mu, dmu=dmu, iteration=it, status=status,
+        stalls=stalls, stall_ref=stall_ref, mu=mu, convex=(state.convex | ~bw.ok) & (mu > 0), dmu=dmu, iteration=it, status=status,
         K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history)
 
 
@@ -587,7 +593,7 @@ def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State
     history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan,
                       stationarity=nan)
     return _State(
-        xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2, second=second, stalls=jnp.array(0, jnp.int32),
+        xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2, second=second, convex=jnp.array(False), stalls=jnp.array(0, jnp.int32),
         stall_ref=jnp.asarray(jnp.inf, dtype),
         mu=jnp.asarray(options.mu_init, dtype), dmu=jnp.asarray(1.0, dtype),
         iteration=jnp.array(0, jnp.int32),

@@ -796,7 +796,7 @@ from ilqg_jax.systems import get_task
 def solve_and_show(name):
     \"\"\"Solves a registered task, prints how it went, plots the trajectory and animates it.\"\"\"
     task = get_task(name)
-    sol = ilqg.solve(task.problem, task.x0, task.us_init, task.params, ilqg.Options(**(task.solver_options or {})))
+    sol = ilqg.solve(task.problem, task.x0, task.us_init, task.params)
     print(f"{task.description}\\n{ilqg.Status(int(sol.status)).name} after {int(sol.iterations)} iterations, "
           f"cost {float(sol.cost):.4g}; goal ({task.goal}) reached: {task.success(sol.xs)}")
     limits = None

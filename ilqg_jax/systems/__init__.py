@@ -42,8 +42,6 @@ class Task(NamedTuple):
       extent: half-width of the animation view (m).
       success: ``success(xs: (T+1, n)) -> bool`` whether the goal was reached.
       goal: text of the success criterion.
-      solver_options: ``dict`` of :class:`~ilqg_jax.Options` fields that suit the task
-        (``None``: the defaults); the command line and the notebooks use them.
     """
 
     name: str
@@ -59,7 +57,6 @@ class Task(NamedTuple):
     extent: float
     success: Callable
     goal: str
-    solver_options: Any = None
 
 
 def _pendulum(kind: str, horizon: Optional[int]) -> Task:
@@ -153,11 +150,7 @@ def _acrobot(horizon: Optional[int]) -> Task:
         problem=problem, x0=acrobot.initial_state(), us_init=acrobot.initial_controls(T),
         params=params, dt=0.05,
         state_labels=("θ1 (rad)", "θ2 (rad)", "θ̇1 (rad/s)", "θ̇2 (rad/s)"), control_labels=("elbow torque (N m)",),
-        points=points, extent=2.2, success=success, goal="both |wrap(θ_i)| < 0.05 rad, rates < 0.2 rad/s",
-        # From the documented start, Gauss-Newton steps on convexified costs (the default while
-        # regularised) settle in a local minimum that never lifts the links (cost 121); with the exact
-        # Hessians the solve swings up (cost 45.7, CONVERGED in 74 iterations).
-        solver_options={"convexify": False})
+        points=points, extent=2.2, success=success, goal="both |wrap(θ_i)| < 0.05 rad, rates < 0.2 rad/s")
 
 
 def _unicycle_obstacles(horizon: Optional[int]) -> Task:
