@@ -141,17 +141,20 @@ def _vmap_case(problem, x0s, us0, line_search, quick) -> dict:
 
 
 def _agreement(sols, sol_batch, idx, tol):
-    same = [int(s.iterations) == int(sol_batch.iterations[i]) and int(s.status) == int(sol_batch.status[i])
-            and float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) <= tol
-            for i, s in zip(idx, sols)]
-    err = max(float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) for i, s in zip(idx, sols))
-    return float(np.mean(same)), err
+    """Share of the certified (``CONVERGED``) single solves that the batch matches (status, ``xs`` to
+    ``tol``), and the largest ``xs`` difference over them. A member still running at ``max_iter`` has had
+    up to 100 iterations to amplify the different rounding of batched code into another path; its
+    agreement says nothing about the batch, so it is left out (and counted in the JSON)."""
+    pairs = [(i, s) for i, s in zip(idx, sols) if int(s.status) == 0]
+    diffs = [float(np.max(np.abs(np.asarray(s.xs) - np.asarray(sol_batch.xs[i])))) for i, s in pairs]
+    same = [int(s.status) == int(sol_batch.status[i]) and d <= tol for (i, s), d in zip(pairs, diffs)]
+    return (float(np.mean(same)) if same else 1.0), max(diffs, default=0.0)
 
 
 def _loop_case(problem, x0s, us0, sample: int, sol_batch) -> dict:
     """A Python loop of public ``ilqg_jax.solve`` calls on the first ``sample`` members, compared with the batch.
 
-    float64: every member must equal its single solve (iterations, status, ``xs`` to 1e-8). float32:
+    float64: every certified member must equal its single solve (status, ``xs`` to 1e-6). float32:
     rounding differs between batched (vectorized) and single code, and an optimisation can amplify it
     into another iteration path, so the batch is checked against ``jax.vmap(solve)`` of the sample
     (batched code, same rounding) and the share of members equal to their single solve is reported.
@@ -171,9 +174,11 @@ def _loop_case(problem, x0s, us0, sample: int, sol_batch) -> dict:
     # Batched and single solves round differently (batched matrix products); decisions at the noise
     # level can then differ by an iteration, and both stop within the stationarity certificate (1e-8).
     share, err = _agreement(sols, sol_batch, idx, 1e-6 if f64 else 1e-4)
+    certified = sum(int(s.status) == 0 for s in sols)
     out = {"sample": n, "wall_s": wall, "cpu_s": cpu, "per_solve_s": wall / n, "solves_per_s": n / wall,
            "solves_per_cpu_s": n / cpu, "iterations_mean": float(np.mean([int(s.iterations) for s in sols])),
-           "share_equal_to_single_solve": share, "max_abs_diff_xs_single": err, "load": _load()}
+           "share_equal_to_single_solve": share, "max_abs_diff_xs_single": err, "compared_converged": certified,
+           "load": _load()}
     if f64:
         out["members_agree"] = share == 1.0
     else:
