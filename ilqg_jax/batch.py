@@ -285,7 +285,8 @@ def _iterate(problem, options, alphas, tol, params_axis, state, params):
     """One iteration of every running member (``state`` has a leading member axis); others unchanged."""
     running = state.status == solver._RUNNING
     with jax.named_scope("backward"):
-        bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options))(state)
+        any_convex = jnp.any(running & state.convex & ~state.second & (state.mu > 0))
+        bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options, any_convex))(state)
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV)
     with jax.named_scope("line_search"):
         step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)

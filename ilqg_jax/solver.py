@@ -417,18 +417,26 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-def _backward(problem, state: _State, mu, options) -> BackwardResult:
+def _backward(problem, state: _State, mu, options, any_convex=None) -> BackwardResult:
     """The backward pass at ``state`` with regularisation ``mu``.
 
     Gauss-Newton (iLQG) on the exact cost Hessians, or on convexified ones
     after a failed backward pass while ``mu > 0`` (``state.convex``); full DDP
     (the dynamics' curvature too, exact Hessians) once ``state.second``.
+    ``any_convex``: under ``vmap`` (:mod:`ilqg_jax.batch`), an unbatched flag
+    whether any member needs the projection, so that a batch where none does
+    skips it (a batched ``lax.cond`` would compute both branches).
     """
     d, d2 = state.derivs, None
     if _uses_second_order(options, state.xs.shape[1]):
         d2 = jax.tree_util.tree_map(lambda a: jnp.where(state.second, a, 0.0), state.d2)
     if options.convexify and not options.second_order:
-        d = jax.lax.cond(state.second | (mu <= 0) | ~state.convex, lambda: d, lambda: convexify(d))
+        use = ~state.second & (mu > 0) & state.convex
+        if any_convex is None:
+            d = jax.lax.cond(use, lambda: convexify(d), lambda: d)
+        else:
+            d = jax.lax.cond(any_convex, lambda: jax.tree_util.tree_map(
+                lambda a, b: jnp.where(use, a, b), convexify(d), d), lambda: d)
     if not problem.has_limits and _schedule(options, state.us.shape, state.xs.shape[1]) == "parallel":
         return parallel.parallel_backward_pass(d, mu, second_order=d2)
     return backward_pass(
