@@ -124,6 +124,11 @@ class Options(NamedTuple):
         6.4e-3 in float32: what rounding in the backward pass resolves).
       mu_init, mu_min, mu_max, mu_factor: Levenberg-Marquardt schedule of
         Tassa et al. (2012), Sec. II-F: ``mu`` below ``mu_min`` snaps to 0.
+        With ``mu_init > 0`` the first iteration tries the unregularised
+        full step first and keeps it when the quadratic model predicted its
+        gain (an LQ problem: solved in one iteration, certified in the
+        second; a warm start at the optimum); otherwise it starts from
+        ``mu_init`` (see ``_newton_probe``).
       line_search: ``"backtracking"`` (try ``alpha = 1, ...`` one rollout at a
         time in a ``lax.while_loop``) or ``"parallel"`` (all step sizes at
         once with ``vmap``).
@@ -600,7 +605,7 @@ def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State
     nan = jnp.full((options.max_iter + 1,), jnp.nan, dtype)
     history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan,
                       stationarity=nan)
-    return _State(
+    state = _State(
         xs=xs, us=us_init, cost=cost, derivs=derivs, d2=d2, second=second, convex=jnp.array(False), stalls=jnp.array(0, jnp.int32),
         stall_ref=jnp.asarray(jnp.inf, dtype),
         mu=jnp.asarray(options.mu_init, dtype), dmu=jnp.asarray(1.0, dtype),
@@ -608,6 +613,34 @@ def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State
         status=jnp.where(finite, _RUNNING if options.max_iter > 0 else Status.MAX_ITER,
                          Status.NONFINITE).astype(jnp.int32),
         K=jnp.zeros((T, m, n), dtype), k=jnp.zeros((T, m), dtype), history=history)
+    if options.mu_init > 0 and options.max_iter > 0:
+        state = _newton_probe(problem, params, options, derivatives_fn, state)
+    return state
+
+
+def _newton_probe(problem, params, options, derivatives_fn, state: _State) -> _State:
+    """Iteration 1 as an unregularised full step, kept only where the quadratic model predicted it.
+
+    ``mu_init`` damps the first steps of a nonlinear problem far from its
+    optimum, where the model is poor. Where it is exact -- a linear-quadratic
+    problem, or a warm start already at (or next to) the optimum -- the
+    damping only costs iterations: the Newton step ``mu = 0`` is tried first
+    and kept when its actual gain matches the predicted one to
+    :data:`EXACT_MODEL` (then ``mu`` stays 0: an LQ problem is solved in one
+    iteration and certified in the second). Otherwise the state is returned
+    unchanged, at ``mu_init``; the probe cost one backward pass and one rollout.
+    """
+    zero = jnp.zeros((), state.cost.dtype)
+    bw = _backward(problem, state._replace(mu=zero), zero, options)
+    xs, us, cost = closed_loop_rollout(problem, state.xs[0], state.xs, state.us, bw.K, bw.k, 1.0, params,
+                                       options.unroll)
+    full_expected = -(bw.dV[0] + bw.dV[1])
+    exact = (bw.ok & (state.status == _RUNNING) & jnp.isfinite(cost) & (full_expected > 0)
+             & (jnp.abs((state.cost - cost) / full_expected - 1) < EXACT_MODEL))
+    tol = effective_tol(options, state.cost.dtype)
+    step = (exact, jnp.ones((), state.cost.dtype), xs, us, cost, jnp.array(False))
+    return jax.lax.cond(exact, lambda: _update(problem, params, options, tol, derivatives_fn,
+                                               state._replace(mu=zero), bw, step), lambda: state)
 
 
 def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, options: Options = Options(),

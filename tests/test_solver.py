@@ -67,13 +67,26 @@ def test_lqr_matches_riccati_in_one_iteration(n, m, T):
     np.testing.assert_allclose(sol.xs, xs_ref, rtol=1e-8, atol=1e-8)
 
 
-def test_lqr_with_default_regularization_converges_to_riccati():
-    lq = make_lq(3, 2, 25, seed=7)
-    x0 = np.ones(3)
-    sol = ilqg.solve(lq_problem(lq, 25), x0, np.zeros((25, 2)), options=ilqg.Options(tol=1e-12))
-    _, us_ref, _ = riccati(lq, x0, 25)
-    assert bool(sol.converged)
-    np.testing.assert_allclose(sol.us, us_ref, rtol=1e-6, atol=1e-6)
+@pytest.mark.parametrize("n,m,T,seed", [(3, 2, 25, 7), (5, 3, 15, 8)])
+def test_lqr_with_default_options_is_solved_in_one_iteration_and_certified_in_the_second(n, m, T, seed):
+    """``mu_init = 1`` does not damp an LQ problem: the unregularised probe step is exact and kept."""
+    lq = make_lq(n, m, T, seed=seed)
+    x0 = np.ones(n)
+    sol = ilqg.solve(lq_problem(lq, T), x0, np.zeros((T, m)))
+    _, us_ref, cost_ref = riccati(lq, x0, T)
+    assert int(sol.status) == int(ilqg.Status.CONVERGED)
+    assert int(sol.iterations) == 2
+    assert float(sol.history.mu[1]) == 0.0 and float(sol.history.alpha[1]) == 1.0
+    np.testing.assert_allclose(sol.us, us_ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sol.history.cost[1], cost_ref, rtol=1e-12)
+
+
+def test_newton_probe_is_rejected_where_the_model_is_poor():
+    """Far from the optimum of a nonlinear problem the probe is not kept: iteration 1 is regularised."""
+    problem = pendulum.swing_up()
+    sol = ilqg.solve(problem, X0, np.zeros((problem.horizon, 1)), options=ilqg.Options(max_iter=1))
+    assert float(sol.history.mu[0]) == 1.0
+    assert float(sol.history.mu[1]) != 0.0
 
 
 # --- Derivatives -------------------------------------------------------------------------------------
