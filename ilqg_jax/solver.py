@@ -401,11 +401,13 @@ def _uses_second_order(options: Options, n: int) -> bool:
     return options.second_order or _hybrid(options, n)
 
 
-def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None):
+def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None, any_second=None):
     """Derivatives at ``(xs, us)``; the dynamics' Hessians where full DDP may need them.
 
     With ``ddp_switch`` they are computed only once ``second`` is set (zeros
-    before: the DDP terms vanish and the backward pass is iLQG's).
+    before: the DDP terms vanish and the backward pass is iLQG's). Under
+    ``vmap`` a ``lax.cond`` on the batched ``second`` computes both branches;
+    ``any_second``, unbatched, skips the Hessians when no member needs them.
     """
     d = derivatives_fn(problem, xs, us, params)
     if not _uses_second_order(options, xs.shape[1]):
@@ -414,7 +416,10 @@ def _derivatives(problem, xs, us, params, options, derivatives_fn, second=None):
     if options.second_order:
         return d, hessians()
     zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(hessians))  # noqa: E731
-    return d, jax.lax.cond(second, hessians, zeros)
+    if any_second is None:
+        return d, jax.lax.cond(second, hessians, zeros)
+    masked = lambda: jax.tree_util.tree_map(lambda a: jnp.where(second, a, 0.0), hessians())  # noqa: E731
+    return d, jax.lax.cond(any_second, masked, zeros)
 
 
 def _all_finite(tree) -> Array:
@@ -475,26 +480,37 @@ def _no_step(state: _State):
     return jnp.array(False), jnp.asarray(jnp.nan, state.cost.dtype), state.xs, state.us, state.cost, jnp.array(False)
 
 
-def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: BackwardResult, step) -> _State:
+def _next_second(options: Options, state: _State, step) -> Array:
+    """Whether the next iteration is a Newton (DDP) one, given this iteration's ``step``.
+
+    Newton steps once Gauss-Newton ones only crawl (a full, unregularised
+    step gaining less than ``ddp_switch``); back to Gauss-Newton as soon as a
+    Newton step fails at ``mu >= DDP_MU_MAX``.
+    """
+    if not _hybrid(options, state.xs.shape[1]):
+        return state.second
+    accepted, alpha, cost = step[0], step[1], step[4]
+    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
+    crawl = accepted & (alpha == 1) & (state.mu <= options.mu_min) & (rel_decrease < options.ddp_switch)
+    return (state.second & (accepted | (state.mu < DDP_MU_MAX))) | crawl
+
+
+def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: BackwardResult, step,
+            any_second=None) -> _State:
     """The rest of an iteration, given the backward pass ``bw`` and the line search's ``step``.
 
     ``step = (accepted, alpha, xs, us, cost, hit_nonfinite)`` as returned by
     :func:`_line_search` (or :func:`_no_step`); :mod:`ilqg_jax.batch` runs its
-    own batched line search and then this same update on every member.
+    own batched line search and then this same update on every member, with
+    ``any_second`` an unbatched flag whether any member needs the dynamics'
+    Hessians (see :func:`_derivatives`).
     """
     accepted, alpha, xs, us, cost, hit_nonfinite = step
     full_expected = -(bw.dV[0] + bw.dV[1])
     stat = jnp.where(bw.ok, stationarity(bw.k, state.us), jnp.inf)
-    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
-    second = state.second
-    if _hybrid(options, state.xs.shape[1]):
-        # Newton (DDP) steps once Gauss-Newton ones only crawl (a full, unregularised step gaining little);
-        # back to Gauss-Newton as soon as a Newton step fails.
-        crawl = accepted & (alpha == 1) & (state.mu <= options.mu_min) & (rel_decrease < options.ddp_switch)
-        second = (second & (accepted | (state.mu < DDP_MU_MAX))) | crawl
-
+    second = _next_second(options, state, step)
     derivs, d2 = jax.lax.cond(
-        accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn, second),
+        accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn, second, any_second),
         lambda _: (state.derivs, state.d2), None)
     derivs_finite = _all_finite((derivs, d2))
 
