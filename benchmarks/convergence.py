@@ -8,6 +8,12 @@ each is measured side by side. The pendulum problems are also solved from 256
 random starts (``theta`` in ``[-pi, pi)``, ``theta_dot`` in ``[-8, 8]``, zero
 initial controls) with ``solve_batch``.
 
+Multiple shooting (``solve(..., xs_init=...)``) is measured where the goal
+state is known (zero for every task below but the seed pendulum and the arm):
+the default options started from the straight line from ``x0`` to the goal as
+state guess, with the same initial controls -- on the canonical start and, for
+the pendulum problems, on the same random starts (``vmap`` of ``solve``).
+
 The state-cost swing-up is the standard problem of google/trajax's examples:
 running cost ``(1 - cos theta)^2 + 0.1 theta_dot^2 + 0.01 u^2``, the same state
 cost at the end, ``T = 99``, ``dt = 0.05``, from hanging with ``0.1 randn``
@@ -56,6 +62,15 @@ def _lq_problem(n=3, m=2, T=30, seed=0):
     return problem, jnp.array([1.0, -1.0, 0.5]), jnp.zeros((T, m)), None
 
 
+#: Tasks whose goal state is the origin: the multiple-shooting rows start from the line from ``x0`` to it.
+ORIGIN_GOAL = ("lq (n=3, m=2, T=30)", "pendulum state cost (trajax)", "pendulum", "cartpole", "acrobot", "unicycle")
+MULTIPLE_SHOOTING = "default, xs_init = line to goal"
+
+
+def _line(x0, T):
+    return np.linspace(np.asarray(x0, float), np.zeros(np.shape(x0)), T + 1)
+
+
 def _suite(quick: bool):
     """``(name, problem, x0, us_init, params, random_starts?)`` per task."""
     import jax
@@ -83,26 +98,33 @@ def _options():
             "plain iLQG": ilqg.Options(max_iter=MAX_ITER, convexify=False, ddp_switch=0.0)}
 
 
-def _single(problem, x0, us0, params, options, repeats):
+def _single(problem, x0, us0, params, options, repeats, xs_init=None):
     import jax
 
     import ilqg_jax as ilqg
 
-    sol = jax.block_until_ready(ilqg.solve(problem, x0, us0, params, options))
+    sol = jax.block_until_ready(ilqg.solve(problem, x0, us0, params, options, xs_init=xs_init))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(ilqg.solve(problem, x0, us0, params, options))
+        jax.block_until_ready(ilqg.solve(problem, x0, us0, params, options, xs_init=xs_init))
         times.append(time.perf_counter() - t0)
     return sol, float(np.median(times))
 
 
-def _random(problem, options, n_starts):
+def _random(problem, options, n_starts, shooting=False):
+    import jax
+
     import ilqg_jax as ilqg
 
     rng = np.random.default_rng(0)
     x0s = np.stack([rng.uniform(-np.pi, np.pi, n_starts), rng.uniform(-8.0, 8.0, n_starts)], axis=1)
-    sols = ilqg.solve_batch(problem, x0s, np.zeros((problem.horizon, 1)), options=options)
+    us0 = np.zeros((problem.horizon, 1))
+    if shooting:
+        guesses = np.stack([_line(x0, problem.horizon) for x0 in x0s])
+        sols = jax.vmap(lambda x0, xs: ilqg.solve(problem, x0, us0, options=options, xs_init=xs))(x0s, guesses)
+    else:
+        sols = ilqg.solve_batch(problem, x0s, us0, options=options)
     it, st = np.asarray(sols.iterations), np.asarray(sols.status)
     return {"n": n_starts, "mean_iterations": float(it.mean()), "median_iterations": float(np.median(it)),
             "at_max_iter": float(np.mean(st == int(ilqg.Status.MAX_ITER))),
@@ -119,14 +141,17 @@ def run(quick: bool = False, results_dir: str = common.DEFAULT_RESULTS_DIR) -> d
     n_starts, repeats = (16, 1) if quick else (256, 5)
     rows, random_rows, data, histories = [], [], [], {}
     for name, problem, x0, us0, params, random_starts in _suite(quick):
-        for label, options in _options().items():
+        variants = [(label, options, None) for label, options in _options().items()]
+        if name in ORIGIN_GOAL:
+            variants.append((MULTIPLE_SHOOTING, _options()["default"], _line(x0, problem.horizon)))
+        for label, options, xs_init in variants:
             print(f"[convergence] {name}: {label}", flush=True)
-            sol, t = _single(problem, x0, us0, params, options, repeats)
+            sol, t = _single(problem, x0, us0, params, options, repeats, xs_init)
             it = int(sol.iterations)
             entry = {"task": name, "options": label, "iterations": it, "status": ilqg.Status(int(sol.status)).name,
                      "cost": float(sol.cost), "stationarity": float(sol.stationarity), "time_ms": 1e3 * t}
             if random_starts:
-                entry["random"] = _random(problem, options, n_starts)
+                entry["random"] = _random(problem, options, n_starts, shooting=xs_init is not None)
                 r = entry["random"]
                 random_rows.append([name, label, r["n"], r["mean_iterations"], r["median_iterations"],
                                     r["at_max_iter"], r["converged"], r["mean_cost"]])

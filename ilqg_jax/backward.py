@@ -11,6 +11,15 @@ regularisation ``mu`` added to ``Quu``; feedback gains ``K: (T, m, n)`` and
 feed-forward ``k: (T, m)``; and the expected cost change ``dV = (sum k'Qu,
 sum 1/2 k'Quu k)`` so that a step of size ``alpha`` is expected to change the
 cost by ``alpha dV[0] + alpha^2 dV[1]``.
+
+Multiple shooting (Mastalli et al. 2020, "Crocoddyl: an efficient and
+versatile framework for multi-contact optimal control", Sec. IV): when the
+nominal trajectory has *gaps* ``gap_t = f(x_t, u_t) - x_{t+1}`` (a state guess
+that is not a rollout), the deviations obey ``dx_{t+1} = fx dx_t + fu du_t +
+gap_t``, so the value gradient of the next step enters the ``Q`` expansion as
+``Vx + Vxx gap`` and a full step closes every gap. The expected cost change is
+then no longer Tassa's ``dV``: :func:`expected_change` evaluates the quadratic
+model along the step's linearised trajectory.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from ilqg_jax.derivatives import Derivatives
 
 Array = jax.Array
 
-__all__ = ["BackwardResult", "backward_pass", "pack", "q_terms", "gains", "value_update"]
+__all__ = ["BackwardResult", "backward_pass", "pack", "q_terms", "gains", "value_update", "expected_change"]
 
 
 class BackwardResult(NamedTuple):
@@ -53,13 +62,14 @@ def _symmetrize(A: Array) -> Array:
     return 0.5 * (A + A.T)
 
 
-def pack(d: Derivatives, second_order: Optional[tuple[Array, Array, Array]] = None) -> dict:
+def pack(d: Derivatives, second_order: Optional[tuple[Array, Array, Array]] = None,
+         gaps: Optional[Array] = None) -> dict:
     """Per-step inputs in joint coordinates ``z = [x; u]``, vectorised over time.
 
     Returns ``{"fz": (T, n, n+m), "lz": (T, n+m), "lzz": (T, n+m, n+m)}`` with
     ``fz = [fx fu]``, ``lz = [lx; lu]``, ``lzz = [[lxx, lux'], [lux, luu]]``,
     plus ``"fzz": (T, n, n+m, n+m)`` (the dynamics Hessians, same layout) with
-    ``second_order = (fxx, fuu, fux)``.
+    ``second_order = (fxx, fuu, fux)``, and ``"gap": (T, n)`` with ``gaps``.
     """
     fz = jnp.concatenate([d.fx, d.fu], axis=2)
     lz = jnp.concatenate([d.lx[:-1], d.lu], axis=1)
@@ -70,12 +80,19 @@ def pack(d: Derivatives, second_order: Optional[tuple[Array, Array, Array]] = No
         fxx, fuu, fux = second_order
         inputs["fzz"] = jnp.concatenate([jnp.concatenate([fxx, jnp.swapaxes(fux, 2, 3)], axis=3),
                                          jnp.concatenate([fux, fuu], axis=3)], axis=2)
+    if gaps is not None:
+        inputs["gap"] = gaps
     return inputs
 
 
 def q_terms(Vx: Array, Vxx: Array, inp: dict) -> tuple[Array, Array]:
-    """``Qz: (n+m,)`` and symmetric ``Qzz: (n+m, n+m)`` of one step from ``Vx, Vxx`` of the next (eq. 5)."""
+    """``Qz: (n+m,)`` and symmetric ``Qzz: (n+m, n+m)`` of one step from ``Vx, Vxx`` of the next (eq. 5).
+
+    With a ``"gap"`` the next value's gradient is taken where the step lands, ``Vx + Vxx gap``.
+    """
     fz = inp["fz"]
+    if "gap" in inp:
+        Vx = Vx + Vxx @ inp["gap"]
     Qz = inp["lz"] + Vx @ fz
     Qzz = inp["lzz"] + fz.T @ (Vxx @ fz)
     if "fzz" in inp:
@@ -128,6 +145,7 @@ def backward_pass(
     k_warm: Optional[Array] = None,
     second_order: Optional[tuple[Array, Array, Array]] = None,
     unroll: int = 1,
+    gaps: Optional[Array] = None,
 ) -> BackwardResult:
     """Computes gains ``K, k`` by a reverse ``lax.scan`` over time.
 
@@ -144,6 +162,9 @@ def backward_pass(
         :func:`~ilqg_jax.derivatives.dynamics_hessians` for full DDP: the
         terms ``Vx' . f..`` are added to ``Qxx, Quu, Qux``.
       unroll: ``lax.scan`` unroll factor.
+      gaps: ``(T, n)`` defects ``f(x_t, u_t) - x_{t+1}`` of a multiple-shooting
+        nominal trajectory, or ``None`` (a rollout). ``dV`` stays Tassa's;
+        with gaps use :func:`expected_change`.
 
     Returns:
       :class:`BackwardResult`.
@@ -155,7 +176,7 @@ def backward_pass(
         k_warm = jnp.zeros((T, m), dtype)
     # Packed per time step outside the scan (vectorised), so each scan step needs only a handful of
     # small products: on CPU every operation inside a loop has a fixed cost.
-    inputs = pack(d, second_order)
+    inputs = pack(d, second_order, gaps)
     if limited:
         inputs["u"] = us
         inputs["k_warm"] = k_warm
@@ -175,3 +196,28 @@ def backward_pass(
     Vx = jnp.concatenate([Vx, d.lx[-1:]])
     Vxx = jnp.concatenate([Vxx, d.lxx[-1:]])
     return BackwardResult(K, k, jnp.sum(dV, axis=0), Vx, Vxx, ok)
+
+
+def expected_change(d: Derivatives, K: Array, k: Array, gaps: Array) -> Array:
+    """``dV: (2,)`` such that the quadratic model changes the cost by ``alpha dV[0] + alpha^2 dV[1]``.
+
+    For a nominal trajectory with ``gaps: (T, n)``: a step of size ``alpha``
+    moves the nodes by ``alpha z_t`` and the controls by ``alpha w_t``, where
+    ``z_0 = 0``, ``w_t = k_t + K_t z_t``, ``z_{t+1} = fx z_t + fu w_t + gap_t``
+    (the linearised closed loop closing the gaps), so the model's change is
+    ``alpha sum(lz'[z; w]) + alpha^2/2 sum([z; w]'lzz [z; w])`` plus the
+    terminal terms. Without gaps and with ``mu = 0`` this equals the ``dV`` of
+    :func:`backward_pass`.
+    """
+    n = d.fx.shape[1]
+
+    def step(z, inp):
+        fx, fu, Kt, kt, gap = inp
+        w = kt + Kt @ z
+        return fx @ z + fu @ w + gap, jnp.concatenate([z, w])
+
+    zT, zw = jax.lax.scan(step, jnp.zeros((n,), d.fx.dtype), (d.fx, d.fu, K, k, gaps))
+    inputs = pack(d)
+    linear = jnp.sum(inputs["lz"] * zw) + d.lx[-1] @ zT
+    quadratic = jnp.einsum("ti,tij,tj->", zw, inputs["lzz"], zw) + zT @ d.lxx[-1] @ zT
+    return jnp.stack([linear, 0.5 * quadratic])

@@ -185,7 +185,7 @@ def warm_options(options: solver.Options) -> solver.Options:
 
 
 def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
-                    options: solver.Options = solver.Options()) -> solver.Solution:
+                    options: solver.Options = solver.Options(), xs_init=None) -> solver.Solution:
     """The constrained solve of the module docstring (no validation, no ``jit``, not differentiable).
 
     Args:
@@ -196,6 +196,7 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
         to every inner solve (the first one exactly as given; the later,
         warm-started ones begin with ``mu = mu_min``), ``constraint_tol``,
         ``penalty_*`` and ``max_outer`` to the outer loop.
+      xs_init: optional ``(T+1, n)`` state guess for the first inner solve (multiple shooting).
 
     Returns:
       :class:`~ilqg_jax.Solution` with ``multipliers`` (:class:`Multipliers`)
@@ -213,7 +214,8 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
                    iterations=jnp.zeros((), jnp.int32), violation=jnp.asarray(jnp.inf, dtype),
                    status=jnp.asarray(solver._RUNNING, jnp.int32))
     # The first inner solve is the unconstrained problem's own (multipliers 0): exactly it when nothing binds.
-    s = _after_inner(problem, params, options, start, solver.solve_unchecked(aug, x0, us_init, al, options))
+    first = solver.solve_unchecked(aug, x0, us_init, al, options, xs_init=xs_init)
+    s = _after_inner(problem, params, options, start, first)
 
     def body(s: _Outer) -> _Outer:
         return _after_inner(problem, params, options, s, solver.solve_unchecked(aug, x0, s.us, s.al,
@@ -229,7 +231,7 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
 
 
 def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
-                                   options: solver.Options = solver.Options()) -> solver.Solution:
+                                   options: solver.Options = solver.Options(), xs_init=None) -> solver.Solution:
     """:func:`solve_unchecked` made differentiable in ``x0`` and ``params`` (implicit, at the optimum).
 
     ``xs``, ``us`` and ``cost`` get the derivatives of the constrained optimum
@@ -237,7 +239,8 @@ def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, 
     (:func:`ilqg_jax.implicit.attach_constrained_gradients`).
     """
     stop = jax.lax.stop_gradient
-    sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options)
+    sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options,
+                          xs_init=None if xs_init is None else stop(xs_init))
     mult = sol.multipliers
     xs, us, cost = implicit.attach_constrained_gradients(problem, x0, params, sol.xs, sol.us, sol.cost, mult.path,
                                                          mult.terminal, mult.penalty)

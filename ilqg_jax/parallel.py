@@ -115,13 +115,15 @@ def _suffix_values(combine, elems: _Element, d: Derivatives) -> tuple[Array, Arr
     return -out.eta, out.J
 
 
-def _lq_elements(d: Derivatives, mu: Array) -> _Element:
-    """Elements of the regularised LQ problem, cross terms eliminated through ``R^-1 lux``, ``R = luu + mu I``."""
+def _lq_elements(d: Derivatives, mu: Array, gaps: Array) -> _Element:
+    """Elements of the regularised LQ problem, cross terms eliminated through ``R^-1 lux``, ``R = luu + mu I``.
+
+    ``gaps: (T, n)`` are the dynamics' offsets (multiple shooting; zeros for a rollout)."""
     m = d.lu.shape[1]
     eye = jnp.eye(m, dtype=d.lu.dtype)
     eps = jnp.finfo(d.lu.dtype).eps
 
-    def one(fx, fu, lx, lu, lxx, luu, lux):
+    def one(fx, fu, lx, lu, lxx, luu, lux, gap):
         R = luu + mu * eye
         L = linalg.cholesky(R)
         # Not positive definite (e.g. a control without cost at mu = 0): a shifted R, for the guess only.
@@ -130,10 +132,10 @@ def _lq_elements(d: Derivatives, mu: Array) -> _Element:
         S = linalg.cho_solve(L, jnp.concatenate([lux, lu[:, None], fu.T], axis=1))  # R^-1 [lux, lu, fu']
         n = fx.shape[0]
         Rl, Rr, Rf = S[:, :n], S[:, n], S[:, n + 1:]
-        return _Element(A=fx - fu @ Rl, b=-fu @ Rr, C=backward._symmetrize(fu @ Rf),
+        return _Element(A=fx - fu @ Rl, b=gap - fu @ Rr, C=backward._symmetrize(fu @ Rf),
                         eta=lux.T @ Rr - lx, J=backward._symmetrize(lxx - lux.T @ Rl))
 
-    return jax.vmap(one)(d.fx, d.fu, d.lx[:-1], d.lu, d.lxx[:-1], d.luu, d.lux)
+    return jax.vmap(one)(d.fx, d.fu, d.lx[:-1], d.lu, d.lxx[:-1], d.luu, d.lux, gaps)
 
 
 def _policy_values(inputs: dict, Vx: Array, K: Array, k: Array, d: Derivatives) -> tuple[Array, Array]:
@@ -149,7 +151,8 @@ def _policy_values(inputs: dict, Vx: Array, K: Array, k: Array, d: Derivatives) 
             lzz = backward._symmetrize(lzz + jnp.tensordot(Vx_next, inp["fzz"], axes=1))
         G = jnp.concatenate([jnp.eye(n, dtype=K.dtype), K], axis=0)
         fu = inp["fz"][:, n:]
-        return _Element(A=inp["fz"] @ G, b=fu @ k, C=jnp.zeros((n, n), K.dtype),
+        b = fu @ k + inp["gap"] if "gap" in inp else fu @ k
+        return _Element(A=inp["fz"] @ G, b=b, C=jnp.zeros((n, n), K.dtype),
                         eta=-(inp["lz"] + lzz[:, n:] @ k) @ G, J=backward._symmetrize(G.T @ lzz @ G))
 
     return _suffix_values(_combine_eval, jax.vmap(one)(inputs, Vx[1:], K, k), d)
@@ -189,7 +192,7 @@ def _sweep(inputs: dict, Vx: Array, Vxx: Array, mu: Array) -> _Sweep:
 
 
 def parallel_backward_pass(d: Derivatives, mu: Array, second_order: Optional[tuple[Array, Array, Array]] = None,
-                           unroll: int = 1) -> BackwardResult:
+                           unroll: int = 1, gaps: Optional[Array] = None) -> BackwardResult:
     """The backward pass of :func:`~ilqg_jax.backward.backward_pass` (no control limits) by associative scans.
 
     Same outputs as ``backward_pass(d, mu, second_order=second_order)`` to
@@ -206,6 +209,7 @@ def parallel_backward_pass(d: Derivatives, mu: Array, second_order: Optional[tup
         for full DDP, or ``None``.
       unroll: accepted so the two passes are interchangeable; unused (there
         is no sequential loop to unroll).
+      gaps: ``(T, n)`` multiple-shooting defects (the elements' offsets ``b``), or ``None``.
 
     Returns:
       :class:`~ilqg_jax.backward.BackwardResult`: ``K (T, m, n)``, ``k (T, m)``,
@@ -213,15 +217,15 @@ def parallel_backward_pass(d: Derivatives, mu: Array, second_order: Optional[tup
       ``Quu + mu I`` is not positive definite at some step).
     """
     del unroll
-    return _fixed_point(d, mu, second_order)[0]
+    return _fixed_point(d, mu, second_order, gaps)[0]
 
 
-def _fixed_point(d: Derivatives, mu: Array, second_order=None) -> tuple[BackwardResult, Array]:
+def _fixed_point(d: Derivatives, mu: Array, second_order=None, gaps=None) -> tuple[BackwardResult, Array]:
     """:func:`parallel_backward_pass` and the number of policy-iteration rounds it took (int32 scalar;
     ``MAX_ROUNDS + 1`` when it fell back to the sequential pass)."""
     mu = jnp.asarray(mu, d.lx.dtype)
-    inputs = backward.pack(d, second_order)
-    Vx, Vxx = _suffix_values(_combine, _lq_elements(d, mu), d)
+    inputs = backward.pack(d, second_order, gaps)
+    Vx, Vxx = _suffix_values(_combine, _lq_elements(d, mu, jnp.zeros_like(d.lx[:-1]) if gaps is None else gaps), d)
     # A guess that is not finite (a non-convex problem) is replaced by zeros: the iteration still ends.
     finite = jnp.all(jnp.isfinite(Vx)) & jnp.all(jnp.isfinite(Vxx))
     Vx, Vxx = jnp.where(finite, Vx, 0.0), jnp.where(finite, Vxx, 0.0)
@@ -234,7 +238,7 @@ def _fixed_point(d: Derivatives, mu: Array, second_order=None) -> tuple[Backward
         return it + 1, Vx_new, Vxx_new, _sweep(inputs, Vx_new, Vxx_new, mu)
 
     def sequential(_):
-        r = backward.backward_pass(d, mu, second_order=second_order)
+        r = backward.backward_pass(d, mu, second_order=second_order, gaps=gaps)
         return jnp.asarray(MAX_ROUNDS + 1, jnp.int32), _Sweep(*r, done=jnp.array(True))
 
     def refine(carry):

@@ -451,3 +451,19 @@ def validate_inputs(problem: Problem, x0, us_init, params=None):
     dtype = float_dtype(np.dtype(x0.dtype), np.dtype(us_init.dtype))
     _check_functions(problem, n, m, dtype, _abstract_params(params))
     return jnp.asarray(x0, dtype), jnp.asarray(us_init, dtype)
+
+
+def validate_states(xs_init, horizon: int, x0: Array) -> Array:
+    """Checks a state guess ``xs_init: (T+1, n)`` (``T = horizon``, ``n`` of ``x0``); returns it in ``x0``'s dtype.
+
+    Raises:
+      TypeError: not a real array.
+      ValueError: wrong shape or non-finite value.
+    """
+    xs_init = _as_float_array(xs_init, "xs_init")
+    expected = (horizon + 1, np.shape(x0)[0])
+    if np.shape(xs_init) != expected:
+        raise ValueError(f"xs_init must have shape (T+1, n) = {expected} (T = problem.horizon, n of x0), got "
+                         f"shape {np.shape(xs_init)}.")
+    _check_finite(xs_init, "xs_init")
+    return jnp.asarray(xs_init, x0.dtype)

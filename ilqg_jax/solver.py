@@ -20,17 +20,17 @@ import enum
 import functools
 import numbers
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ilqg_jax.backward import BackwardResult, backward_pass
+from ilqg_jax.backward import BackwardResult, backward_pass, expected_change
 from ilqg_jax.derivatives import (Derivatives, convexify, dynamics_hessians, rollout, trajectory_cost,
                                   trajectory_derivatives)
 from ilqg_jax import implicit, parallel
-from ilqg_jax.problem import Problem, validate_inputs, with_dtype
+from ilqg_jax.problem import Problem, validate_inputs, validate_states, with_dtype
 
 Array = jax.Array
 
@@ -52,6 +52,9 @@ DDP_MU_MAX = 1.0
 #: ``T n (n+m)^2`` numbers of memory and ``n + m`` Jacobian-vector passes per time step, which outgrow the
 #: rest of an iteration beyond a dozen states (``Options(second_order=True)`` still forces full DDP).
 DDP_MAX_STATE = 12
+#: Multiple shooting: a step that closes gaps may raise the cost by up to ``1 + GAP_SLACK`` times the
+#: rise the model predicted and still be accepted.
+GAP_SLACK = 2.0
 
 
 class Status(enum.IntEnum):
@@ -63,7 +66,10 @@ class Status(enum.IntEnum):
       (``max_t,i |k_t,i| / (1 + |u_t,i|)``, :func:`stationarity`; with limits,
       the step of the box QP, zero on a limit the gradient pushes against),
       and a full step is expected to lower the cost by at most ``Options.tol``
-      (relative). The implicit gradients of :func:`solve` describe this point.
+      (relative); the backward pass that certifies it used the problem's own
+      cost Hessians, not convexified ones, and the state trajectory has no
+      gaps left (``xs_init``). The implicit gradients of :func:`solve`
+      describe this point.
     - ``MAX_ITER``: ``Options.max_iter`` iterations without converging; the
       result is the best trajectory found.
     - ``REGULARIZATION_LIMIT``: ``mu`` exceeded ``Options.mu_max``: no step
@@ -73,8 +79,10 @@ class Status(enum.IntEnum):
     - ``STALLED``: the cost stopped moving (``STALL_ITERATIONS`` iterations in
       a row each lowered it by less than ``Options.tol`` relative), but the
       trajectory could not be certified stationary: a non-smooth cost (the
-      seed notebook's clipping) where the model never earns full steps, or a
-      float32 solve asked for more than float32 resolves. The result is the
+      seed notebook's clipping) where the model never earns full steps, a
+      saddle point (the pendulum hanging with zero torque: the gradient
+      vanishes by symmetry but the unregularised model is not positive
+      definite), or a float32 solve asked for more than float32 resolves. The result is the
       best trajectory found; check ``Solution.stationarity``.
     - ``NONFINITE``: NaN/inf stopped the solver: the initial rollout or its
       cost or derivatives are not finite (``iterations == 0``); the derivatives
@@ -262,6 +270,7 @@ class _State(NamedTuple):
     K: Array
     k: Array
     history: History
+    gaps: Optional[Array] = None  # (T, n) multiple-shooting defects f(x_t, u_t) - x_{t+1}; None: a rollout
 
 
 def effective_tol(options: Options, dtype) -> float:
@@ -315,31 +324,43 @@ def _decrease(mu, dmu, options: Options):
     return jnp.where(mu > options.mu_min, mu, 0.0), dmu
 
 
-def closed_loop_rollout(problem: Problem, x0, xs_bar, us_bar, K, k, alpha, params=None, unroll: int = 1):
+def closed_loop_rollout(problem: Problem, x0, xs_bar, us_bar, K, k, alpha, params=None, unroll: int = 1,
+                        gaps=None):
     """Forward pass ``u_t = u_bar_t + alpha k_t + K_t (x_t - x_bar_t)``, re-simulated.
 
     Controls are clipped to the problem's limits. Returns ``(xs, us, cost)``.
+    With ``gaps: (T, n)`` (multiple shooting, Mastalli et al. 2020) the step
+    keeps ``1 - alpha`` of each gap, ``x_{t+1} = f(x_t, u_t) - (1 - alpha)
+    gap_t``: a full step is a rollout, a partial one stays as infeasible as
+    the linearised model's step of that size.
     """
 
     def step(carry, inp):
         x, c = carry
-        t, xb, ub, Kt, kt = inp
+        t, xb, ub, Kt, kt, gap = inp
         u = ub + alpha * kt + Kt @ (x - xb)
         if problem.has_limits:
             u = jnp.clip(u, problem.control_lower, problem.control_upper)
         c = c + problem.running_cost(x, u, t, params)
         x_next = problem.dynamics(x, u, t, params)
+        if gap is not None:
+            x_next = x_next - (1.0 - alpha) * gap
         return (x_next, c), (x_next, u)
 
     ts = jnp.arange(us_bar.shape[0])
-    (xT, c), (xs, us) = jax.lax.scan(step, (x0, jnp.zeros((), x0.dtype)), (ts, xs_bar[:-1], us_bar, K, k),
+    (xT, c), (xs, us) = jax.lax.scan(step, (x0, jnp.zeros((), x0.dtype)), (ts, xs_bar[:-1], us_bar, K, k, gaps),
                                      unroll=unroll)
     cost = c + problem.terminal_cost(xT, params)
     return jnp.concatenate([x0[None], xs]), us, cost
 
 
-def _accept(cost, new_cost, expected, ratio):
+def _accept(cost, new_cost, expected, ratio, gapped=False):
     """Step acceptance on actual vs expected decrease (Tassa et al. 2012, Sec. II-F).
+
+    With gaps to close (``gapped``, multiple shooting) the model may predict
+    that the cost rises (``expected < 0``): such a step is accepted when it
+    rose by at most ``1 +`` :data:`GAP_SLACK` times the predicted rise
+    (Mastalli et al. 2020 accept within a factor too).
 
     A step whose expected gain is below what the dtype resolves in the cost
     (``64 eps |cost|``) cannot be judged by its actual gain, which is rounding
@@ -353,7 +374,8 @@ def _accept(cost, new_cost, expected, ratio):
     z = jnp.where(expected > 0, actual / expected, jnp.sign(actual))
     decrease = (actual > 0) & (z > ratio)
     unresolved = (expected <= resolution) & (actual >= -resolution)
-    return jnp.isfinite(new_cost) & (decrease | unresolved)
+    rise = gapped & (expected < -resolution) & (actual >= (1.0 + GAP_SLACK) * expected)
+    return jnp.isfinite(new_cost) & (decrease | unresolved | rise)
 
 
 def _line_search(problem, params, options, state: _State, bw: BackwardResult, alphas):
@@ -364,14 +386,15 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
     """
     x0 = state.xs[0]
     roll = functools.partial(closed_loop_rollout, problem, x0, state.xs, state.us, bw.K, bw.k,
-                             params=params, unroll=options.unroll)
+                             params=params, unroll=options.unroll, gaps=state.gaps)
+    gapped = _has_gaps(state)
 
     def expected(alpha):
         return -(alpha * bw.dV[0] + alpha**2 * bw.dV[1])
 
     if options.line_search == "parallel":
         xs, us, costs = jax.vmap(roll)(alphas)
-        ok = _accept(state.cost, costs, jax.vmap(expected)(alphas), options.min_reduction_ratio)
+        ok = _accept(state.cost, costs, jax.vmap(expected)(alphas), options.min_reduction_ratio, gapped)
         i = jnp.argmax(ok)
         tried = jnp.where(ok[i], jnp.arange(alphas.shape[0]) < i, True)
         return ok[i], alphas[i], xs[i], us[i], costs[i], jnp.any(tried & ~jnp.isfinite(costs))
@@ -384,7 +407,7 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
         i, _, _, _, _, _, hit_nonfinite = c
         alpha = alphas[i]
         xs, us, cost = roll(alpha)
-        ok = _accept(state.cost, cost, expected(alpha), options.min_reduction_ratio)
+        ok = _accept(state.cost, cost, expected(alpha), options.min_reduction_ratio, gapped)
         return i + 1, ok, alpha, xs, us, cost, hit_nonfinite | ~jnp.isfinite(cost)
 
     init = (jnp.array(0), jnp.array(False), alphas[0], state.xs, state.us, state.cost, jnp.array(False))
@@ -448,10 +471,24 @@ def _backward(problem, state: _State, mu, options, any_convex=None) -> BackwardR
             d = jax.lax.cond(any_convex, lambda: jax.tree_util.tree_map(
                 lambda a, b: jnp.where(use, a, b), convexify(d), d), lambda: d)
     if not problem.has_limits and _schedule(options, state.us.shape, state.xs.shape[1]) == "parallel":
-        return parallel.parallel_backward_pass(d, mu, second_order=d2)
-    return backward_pass(
-        d, mu, state.us, problem.control_lower, problem.control_upper,
-        k_warm=state.k if problem.has_limits else None, second_order=d2, unroll=options.unroll)
+        bw = parallel.parallel_backward_pass(d, mu, second_order=d2, gaps=state.gaps)
+    else:
+        bw = backward_pass(
+            d, mu, state.us, problem.control_lower, problem.control_upper,
+            k_warm=state.k if problem.has_limits else None, second_order=d2, unroll=options.unroll,
+            gaps=state.gaps)
+    if state.gaps is None:
+        return bw
+    # Multiple shooting: while gaps remain, the expected change is the model's along the gap-closing step.
+    dV = jax.lax.cond(_has_gaps(state), lambda: expected_change(d, bw.K, bw.k, state.gaps), lambda: bw.dV)
+    return bw._replace(dV=dV)
+
+
+def _has_gaps(state: _State) -> Array:
+    """Whether the nominal trajectory has a nonzero gap (``False`` for a rollout)."""
+    if state.gaps is None:
+        return jnp.array(False)
+    return jnp.any(state.gaps != 0)
 
 
 def _schedule(options: Options, us_shape, n: int) -> str:
@@ -529,6 +566,9 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     it = state.iteration + 1
     status, stalls, stall_ref = _status(options, state, bw, stat, full_expected, tol, accepted, cost,
                                         hit_nonfinite, derivs_finite, mu, it)
+    gaps = state.gaps
+    if gaps is not None:  # a step of size alpha keeps 1 - alpha of every gap; a full one is a rollout
+        gaps = jnp.where(accepted & derivs_finite, jnp.where(alpha == 1, 0.0, 1.0 - alpha) * gaps, gaps)
 
     # A step into a region where the derivatives are not finite is not taken.
     keep = accepted & derivs_finite
@@ -542,7 +582,18 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
         xs=pick(xs, state.xs), us=pick(us, state.us), cost=pick(cost, state.cost),
         derivs=pick(derivs, state.derivs), d2=pick(d2, state.d2), second=(second & (keep | ~accepted)) | options.second_order,
         stalls=stalls, stall_ref=stall_ref, mu=mu, convex=(state.convex | ~bw.ok) & (mu > 0), dmu=dmu, iteration=it, status=status,
-        K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history)
+        K=jnp.where(bw.ok, bw.K, state.K), k=jnp.where(bw.ok, bw.k, state.k), history=history, gaps=gaps)
+
+
+def _close_gaps(problem, params, options, derivatives_fn, state: _State) -> _State:
+    """A solve that stops with gaps left returns a trajectory, not nodes: the rollout from ``x0`` of the
+    nodes' controls with the last feedback gains, ``u_t = u_t + K_t (x_t - x_bar_t)`` (no feed-forward)."""
+    xs, us, cost = closed_loop_rollout(problem, state.xs[0], state.xs, state.us, state.K, jnp.zeros_like(state.k),
+                                       0.0, params, options.unroll)
+    derivs, d2 = _derivatives(problem, xs, us, params, options, derivatives_fn, state.second)
+    status = jnp.where(jnp.isfinite(cost) & _all_finite((xs, derivs, d2)), state.status, Status.NONFINITE)
+    return state._replace(xs=xs, us=us, cost=cost, derivs=derivs, d2=d2, gaps=jnp.zeros_like(state.gaps),
+                          status=status.astype(jnp.int32))
 
 
 def _status(options, state: _State, bw, stat, full_expected, tol, accepted, cost, hit_nonfinite, derivs_finite,
@@ -550,9 +601,10 @@ def _status(options, state: _State, bw, stat, full_expected, tol, accepted, cost
     """The :class:`Status` after an iteration (``_RUNNING`` to go on), the stall count and its reference.
 
     Converged: the trajectory the iteration started from is stationary with
-    the regularisation off (or exactly stationary, ``k = 0``, whatever ``mu``),
-    and a full step promises at most ``tol`` relative (``<=``: a trajectory of
-    cost 0 with nothing to gain has converged).
+    the regularisation off (or exactly stationary, ``k = 0``, whatever ``mu``)
+    for the problem's own cost Hessians (not convexified ones), and a full
+    step promises at most ``tol`` relative (``<=``: a trajectory of cost 0
+    with nothing to gain has converged).
     Stalled: :data:`STALL_ITERATIONS` accepted iterations in a row that
     lowered the cost by less than ``tol`` relative, without reaching
     stationarity and without halving the unregularised stationarity measure
@@ -560,11 +612,16 @@ def _status(options, state: _State, bw, stat, full_expected, tol, accepted, cost
     or NaN/inf cut the steps short (``NONFINITE``).
     """
     stol = effective_stationarity_tol(options, state.cost.dtype)
-    certified = (state.mu <= options.mu_min) & (stat <= stol) | (stat == 0)
-    converged = bw.ok & certified & (full_expected <= tol * jnp.abs(state.cost))
-    # Only accepted steps count: a rejected one (``mu`` rising) neither stalls nor progresses.
+    # The model must be the problem's own: not the convexified one (a saddle -- e.g. hanging with zero
+    # torque -- has k = 0 under the projection, and is no minimum).
+    own_model = ~(state.convex & (state.mu > 0)) | state.second
+    certified = own_model & ((state.mu <= options.mu_min) & (stat <= stol) | (stat == 0))
+    gapped = _has_gaps(state)
+    converged = bw.ok & certified & (full_expected <= tol * jnp.abs(state.cost)) & ~gapped
+    # Only accepted steps count: a rejected one (``mu`` rising) neither stalls nor progresses, and neither
+    # does a step closing gaps (the cost may rise).
     progress = (state.mu <= options.mu_min) & (stat < 0.5 * state.stall_ref)
-    still = accepted & (state.cost - cost <= tol * jnp.abs(state.cost)) & ~converged & ~progress
+    still = accepted & (state.cost - cost <= tol * jnp.abs(state.cost)) & ~converged & ~progress & ~gapped
     restart = accepted & ~still
     stalls = jnp.where(still, state.stalls + 1, jnp.where(restart, 0, state.stalls)).astype(jnp.int32)
     unregularised_stat = jnp.where(state.mu <= options.mu_min, stat, jnp.inf)
@@ -607,17 +664,25 @@ def _log_start(cost, status):
     print(f"iter    0  cost {float(cost):.10g}  (initial rollout){end}", flush=True)
 
 
-def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State:
+def _init_state(problem, x0, us_init, params, options, derivatives_fn, xs_init=None) -> _State:
+    """The state before the first iteration: the rollout of ``us_init`` from ``x0``, or with ``xs_init``
+    the nodes ``xs_init`` (first row replaced by ``x0``) and their gaps (multiple shooting)."""
     dtype = x0.dtype
     T, m = us_init.shape
     n = x0.shape[0]
     if problem.has_limits:
         us_init = jnp.clip(us_init, problem.control_lower, problem.control_upper)
-    xs = rollout(problem.dynamics, x0, us_init, params)
+    gaps = None
+    if xs_init is None:
+        xs = rollout(problem.dynamics, x0, us_init, params)
+    else:
+        xs = xs_init.astype(dtype).at[0].set(x0)
+        f = jax.vmap(problem.dynamics, in_axes=(0, 0, 0, None))(xs[:-1], us_init, jnp.arange(T), params)
+        gaps = f - xs[1:]
     cost = trajectory_cost(problem, xs, us_init, params)
     second = jnp.array(options.second_order)
     derivs, d2 = _derivatives(problem, xs, us_init, params, options, derivatives_fn, second)
-    finite = jnp.isfinite(cost) & _all_finite((xs, derivs, d2))
+    finite = jnp.isfinite(cost) & _all_finite((xs, gaps, derivs, d2))
     nan = jnp.full((options.max_iter + 1,), jnp.nan, dtype)
     history = History(cost=nan.at[0].set(cost), mu=nan.at[0].set(options.mu_init), alpha=nan, expected=nan,
                       stationarity=nan)
@@ -628,7 +693,7 @@ def _init_state(problem, x0, us_init, params, options, derivatives_fn) -> _State
         iteration=jnp.array(0, jnp.int32),
         status=jnp.where(finite, _RUNNING if options.max_iter > 0 else Status.MAX_ITER,
                          Status.NONFINITE).astype(jnp.int32),
-        K=jnp.zeros((T, m, n), dtype), k=jnp.zeros((T, m), dtype), history=history)
+        K=jnp.zeros((T, m, n), dtype), k=jnp.zeros((T, m), dtype), history=history, gaps=gaps)
     if options.mu_init > 0 and options.max_iter > 0:
         state = _newton_probe(problem, params, options, derivatives_fn, state)
     return state
@@ -649,9 +714,9 @@ def _newton_probe(problem, params, options, derivatives_fn, state: _State) -> _S
     zero = jnp.zeros((), state.cost.dtype)
     bw = _backward(problem, state._replace(mu=zero), zero, options)
     xs, us, cost = closed_loop_rollout(problem, state.xs[0], state.xs, state.us, bw.K, bw.k, 1.0, params,
-                                       options.unroll)
+                                       options.unroll, gaps=state.gaps)
     full_expected = -(bw.dV[0] + bw.dV[1])
-    exact = (bw.ok & (state.status == _RUNNING) & jnp.isfinite(cost) & (full_expected > 0)
+    exact = (bw.ok & (state.status == _RUNNING) & jnp.isfinite(cost) & (full_expected != 0)
              & (jnp.abs((state.cost - cost) / full_expected - 1) < EXACT_MODEL))
     tol = effective_tol(options, state.cost.dtype)
     step = (exact, jnp.ones((), state.cost.dtype), xs, us, cost, jnp.array(False))
@@ -660,7 +725,7 @@ def _newton_probe(problem, params, options, derivatives_fn, state: _State) -> _S
 
 
 def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, options: Options = Options(),
-                    derivatives_fn=trajectory_derivatives) -> Solution:
+                    derivatives_fn=trajectory_derivatives, xs_init: Optional[Array] = None) -> Solution:
     """:func:`solve` without input validation or ``jit`` (for use inside other transforms).
 
     ``derivatives_fn(problem, xs, us, params) -> Derivatives`` replaces automatic
@@ -670,17 +735,20 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
     """
     if problem.has_constraints:  # an augmented Lagrangian around this function
         from ilqg_jax import constrained
-        return constrained.solve_unchecked(problem, x0, us_init, params, options)
+        return constrained.solve_unchecked(problem, x0, us_init, params, options, xs_init=xs_init)
     dtype = x0.dtype
     us_init = us_init.astype(dtype)
     problem = with_dtype(problem, dtype)  # limits in the solve's dtype (float32 solves under x64)
     alphas = step_sizes(options, dtype)
     tol = effective_tol(options, dtype)
-    state = _init_state(problem, x0, us_init, params, options, derivatives_fn)
+    state = _init_state(problem, x0, us_init, params, options, derivatives_fn, xs_init)
     if options.verbose:
         jax.debug.callback(_log_start, state.cost, state.status, ordered=True)
     body = functools.partial(_iteration, problem, params, options, alphas, tol, derivatives_fn)
     state = jax.lax.while_loop(lambda s: s.status == _RUNNING, body, state)
+    if state.gaps is not None:
+        close = functools.partial(_close_gaps, problem, params, options, derivatives_fn)
+        state = jax.lax.cond(_has_gaps(state), close, lambda s: s, state)
     return _solution(problem, options, state)
 
 
@@ -696,7 +764,8 @@ def _solution(problem, options, state: _State) -> Solution:
 
 
 def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None,
-                                   options: Options = Options(), derivatives_fn=trajectory_derivatives) -> Solution:
+                                   options: Options = Options(), derivatives_fn=trajectory_derivatives,
+                                   xs_init: Optional[Array] = None) -> Solution:
     """:func:`solve_unchecked` made differentiable in ``x0`` and ``params`` (no validation, no ``jit``).
 
     The solver runs on ``lax.stop_gradient`` inputs (its iterations are never
@@ -707,9 +776,10 @@ def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, 
     """
     if problem.has_constraints:
         from ilqg_jax import constrained
-        return constrained.differentiable_solve_unchecked(problem, x0, us_init, params, options)
+        return constrained.differentiable_solve_unchecked(problem, x0, us_init, params, options, xs_init=xs_init)
     stop = jax.lax.stop_gradient
-    sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options, derivatives_fn)
+    sol = solve_unchecked(stop(problem), stop(x0), stop(us_init), stop(params), options, derivatives_fn,
+                          None if xs_init is None else stop(xs_init))
     xs, us, cost = implicit.attach_gradients(problem, x0, params, sol.xs, sol.us, sol.cost)
     return sol._replace(xs=xs, us=us, cost=cost)
 
@@ -777,7 +847,7 @@ def validate_options(options: Options) -> None:
             raise TypeError(f"Options.{name} must be a bool, got {type(v).__name__} ({v!r:.40}).")
 
 
-def solve(problem: Problem, x0, us_init, params=None, options: Options = Options()) -> Solution:
+def solve(problem: Problem, x0, us_init, params=None, options: Options = Options(), *, xs_init=None) -> Solution:
     """Solves ``problem`` from ``x0`` by iLQG, starting from the controls ``us_init``.
 
     The whole solve is one jit-compiled XLA program (``problem``'s functions
@@ -790,6 +860,15 @@ def solve(problem: Problem, x0, us_init, params=None, options: Options = Options
       params: any pytree passed to every problem function (traced: it can be
         batched with ``vmap`` and differentiated).
       options: :class:`Options`.
+      xs_init: optional ``(T+1, n)`` state guess (its first row is replaced by
+        ``x0``): an interpolation, a demonstration, a previous solution. It
+        need not be a rollout of ``us_init``: the solve starts from these
+        nodes with their *gaps* ``f(x_t, u_t) - x_{t+1}`` and closes them over
+        its iterations (multiple shooting, feasibility-driven DDP: Mastalli
+        et al. 2020) -- a full step closes all of them. ``CONVERGED`` needs
+        every gap closed; a solve stopping earlier returns the rollout of its
+        nodes' controls with the last feedback gains. ``None`` (default):
+        start from the rollout of ``us_init``.
 
     Returns:
       :class:`Solution` with ``xs: (T+1, n)``, ``us: (T, m)``, ``K: (T, m, n)``,
@@ -810,4 +889,6 @@ def solve(problem: Problem, x0, us_init, params=None, options: Options = Options
     """
     validate_options(options)
     x0, us_init = validate_inputs(problem, x0, us_init, params)
-    return _solve_jit(problem, x0, us_init, params, options)
+    if xs_init is not None:
+        xs_init = validate_states(xs_init, problem.horizon, x0)
+    return _solve_jit(problem, x0, us_init, params, options, xs_init=xs_init)

@@ -149,6 +149,15 @@ HOSTILE = [
     ("x0_none", solve(x0=None), TypeError, ["x0", "object"]),
     ("x0_str", solve(x0="1, 0"), TypeError, ["x0", "<U4"]),
     ("x0_ragged", solve(x0=[[1.0], [1.0, 2.0]]), TypeError, ["x0", "array of real numbers", "list"]),
+    # --- xs_init (multiple shooting) ---
+    ("xs_init_missing_first_row", lambda: ilqg.solve(PROBLEM, X0, US, xs_init=np.zeros((T, N))), ValueError,
+     ["xs_init", "(T+1, n)", f"({T + 1}, {N})", f"({T}, {N})"]),
+    ("xs_init_wrong_state_size", lambda: ilqg.solve(PROBLEM, X0, US, xs_init=np.zeros((T + 1, N + 1))), ValueError,
+     ["xs_init", f"({T + 1}, {N})", f"({T + 1}, {N + 1})"]),
+    ("xs_init_nan", lambda: ilqg.solve(PROBLEM, X0, US, xs_init=np.full((T + 1, N), np.nan)), ValueError,
+     ["xs_init must be finite", "NaN"]),
+    ("xs_init_bool", lambda: ilqg.solve(PROBLEM, X0, US, xs_init=np.zeros((T + 1, N), bool)), TypeError,
+     ["xs_init", "bool"]),
     # --- us_init ---
     ("us_init_rank_1", solve(us=np.zeros(T)), ValueError, ["us_init", "(T, m)", "T = problem.horizon = 5", "(5,)",
                                                           "us_init[:, None]"]),
