@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ilqg_jax import boxqp, linalg
-from ilqg_jax.derivatives import Derivatives
+from ilqg_jax.derivatives import Derivatives, joint_cost_hessians
 
 Array = jax.Array
 
@@ -73,9 +73,7 @@ def pack(d: Derivatives, second_order: Optional[tuple[Array, Array, Array]] = No
     """
     fz = jnp.concatenate([d.fx, d.fu], axis=2)
     lz = jnp.concatenate([d.lx[:-1], d.lu], axis=1)
-    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
-                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)
-    inputs = {"fz": fz, "lz": lz, "lzz": lzz}
+    inputs = {"fz": fz, "lz": lz, "lzz": joint_cost_hessians(d)}
     if second_order is not None:
         fxx, fuu, fux = second_order
         inputs["fzz"] = jnp.concatenate([jnp.concatenate([fxx, jnp.swapaxes(fux, 2, 3)], axis=3),

@@ -23,7 +23,7 @@ from ilqg_jax.problem import Problem
 
 Array = jax.Array
 
-__all__ = ["Derivatives", "linearize", "quadratize", "trajectory_derivatives", "convexify",
+__all__ = ["Derivatives", "linearize", "quadratize", "trajectory_derivatives", "convexify", "joint_cost_hessians",
            "dynamics_hessians", "finite_difference", "rollout", "trajectory_cost"]
 
 
@@ -220,6 +220,12 @@ def _psd(H: Array) -> Array:
     return (V * jnp.maximum(w, 0.0)[..., None, :]) @ jnp.swapaxes(V, -1, -2)
 
 
+def joint_cost_hessians(d: Derivatives) -> Array:
+    """``(T, n+m, n+m)`` running-cost Hessians in joint coordinates ``z = [x; u]``: ``[[lxx, lux'], [lux, luu]]``."""
+    return jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
+                            jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)
+
+
 def convexify(d: Derivatives) -> Derivatives:
     """``d`` with every cost Hessian projected onto the positive semi-definite cone.
 
@@ -233,8 +239,7 @@ def convexify(d: Derivatives) -> Derivatives:
     original problem.
     """
     n = d.lx.shape[1]
-    lzz = jnp.concatenate([jnp.concatenate([d.lxx[:-1], jnp.swapaxes(d.lux, 1, 2)], axis=2),
-                           jnp.concatenate([d.lux, d.luu], axis=2)], axis=1)
+    lzz = joint_cost_hessians(d)
     lzz = _psd(0.5 * (lzz + jnp.swapaxes(lzz, 1, 2)))
     lxx_T = _psd(0.5 * (d.lxx[-1] + d.lxx[-1].T))
     return d._replace(lxx=jnp.concatenate([lzz[:, :n, :n], lxx_T[None]]), luu=lzz[:, n:, n:], lux=lzz[:, n:, :n])

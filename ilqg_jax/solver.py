@@ -837,7 +837,10 @@ def validate_options(options: Options) -> None:
     if not isinstance(options.line_search, str):
         raise TypeError(f"Options.line_search must be a str, 'backtracking' or 'parallel', got "
                         f"{type(options.line_search).__name__} ({options.line_search!r:.40}).")
-    if not isinstance(options.backward, str) or options.backward not in ("auto", "sequential", "parallel"):
+    if not isinstance(options.backward, str):
+        raise TypeError(f"Options.backward must be a str ('auto', 'sequential' or 'parallel'), got "
+                        f"{type(options.backward).__name__} ({options.backward!r:.40}).")
+    if options.backward not in ("auto", "sequential", "parallel"):
         raise ValueError(f"Options.backward must be 'auto', 'sequential' or 'parallel', got {options.backward!r:.40}.")
     if options.line_search not in ("backtracking", "parallel"):
         raise ValueError(f"Options.line_search must be 'backtracking' or 'parallel', got {options.line_search!r}.")

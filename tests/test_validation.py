@@ -223,6 +223,8 @@ HOSTILE = [
     ("options_line_search_unknown", options(line_search="newton"), ValueError,
      ["Options.line_search", "'backtracking' or 'parallel'", "'newton'"]),
     ("options_line_search_int", options(line_search=1), TypeError, ["Options.line_search", "str", "int"]),
+    ("options_backward_unknown", options(backward="fast"), ValueError, ["Options.backward", "'parallel'", "'fast'"]),
+    ("options_backward_int", options(backward=1), TypeError, ["Options.backward", "str", "int"]),
     ("options_line_search_steps_zero", options(line_search_steps=0), ValueError,
      ["Options.line_search_steps", ">= 1"]),
     ("options_min_reduction_ratio_one", options(min_reduction_ratio=1.0), ValueError,
