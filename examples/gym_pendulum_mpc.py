@@ -5,7 +5,11 @@ Runs one episode per seed (``env.reset(seed=s)``, the environment's default
 :class:`ilqg_jax.mpc.MPC` on the model :func:`ilqg_jax.systems.gym_pendulum.problem`,
 and prints every episode's return, their mean, and the time per control step
 (the controller's call, median and 95th percentile over all steps, after a
-warm-up that compiles it).
+warm-up that compiles it). Before the first step of an episode the controller
+plans: it solves its horizon from each of
+:func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` (zero torque, pumping
+left or right first) and keeps the cheapest plan, so it does not commit to a
+poor local optimum; that plan is timed separately.
 
     python examples/gym_pendulum_mpc.py                # seeds 0..99
     python examples/gym_pendulum_mpc.py --seeds 5      # seeds 0..4
@@ -34,7 +38,7 @@ def _gymnasium():
 
 
 def make_controller(horizon: int | None = None, max_iter: int | None = None, x64: bool = True):
-    """The tuned controller: ``MPC(gym_pendulum.problem(horizon), Options(max_iter=...))``."""
+    """The chosen controller: ``MPC(gym_pendulum.problem(horizon), Options(max_iter=...), gym_pendulum.mpc_params())``."""
     import jax
 
     if x64:
@@ -45,20 +49,39 @@ def make_controller(horizon: int | None = None, max_iter: int | None = None, x64
 
     horizon = gym_pendulum.MPC_HORIZON if horizon is None else horizon
     max_iter = gym_pendulum.MPC_MAX_ITER if max_iter is None else max_iter
-    return MPC(gym_pendulum.problem(horizon), ilqg.Options(max_iter=max_iter), gym_pendulum.default_params())
+    return MPC(gym_pendulum.problem(horizon), ilqg.Options(max_iter=max_iter), gym_pendulum.mpc_params())
 
 
-def run_episode(env, mpc, seed: int, step_times: list | None = None, cpu_times: list | None = None) -> float:
+def first_state(mpc, x, plan_iter: int | None = None):
+    """The controller's state before the first step from ``x``: the best of the plans solved from
+    :func:`gym_pendulum.initial_guesses` with ``plan_iter`` iterations each (default: the chosen number;
+    ``0``: no plan, start from zero torque)."""
+    import ilqg_jax as ilqg
+    from ilqg_jax.systems import gym_pendulum
+
+    plan_iter = gym_pendulum.MPC_PLAN_ITER if plan_iter is None else plan_iter
+    if plan_iter == 0:
+        return mpc.init(x)
+    guesses = gym_pendulum.initial_guesses(np.asarray(x), mpc.problem.horizon, mpc.params)
+    return mpc.init(x, guesses, ilqg.Options(max_iter=plan_iter))
+
+
+def run_episode(env, mpc, seed: int, step_times: list | None = None, cpu_times: list | None = None,
+                plan_times: list | None = None) -> float:
     """One episode of ``env`` from ``env.reset(seed=seed)`` under ``mpc``; returns its return.
 
     The wall and process CPU time of every controller call are appended to
-    ``step_times`` and ``cpu_times`` (seconds) when given.
+    ``step_times`` and ``cpu_times`` (seconds) when given, the plan's wall time to ``plan_times``.
     """
     from ilqg_jax.systems import gym_pendulum
 
     obs, _ = env.reset(seed=seed)
     x = gym_pendulum.state_from_observation(obs)
-    state = mpc.init(x)
+    t0 = time.perf_counter()
+    state = first_state(mpc, x)
+    np.asarray(state.us)
+    if plan_times is not None:
+        plan_times.append(time.perf_counter() - t0)
     total, done = 0.0, False
     while not done:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -80,13 +103,14 @@ def main(seeds=range(100), horizon: int | None = None, max_iter: int | None = No
 
     Args:
       seeds: the ``env.reset`` seeds.
-      horizon, max_iter: override the tuned look-ahead and iteration budget.
+      horizon, max_iter: override the chosen look-ahead and iteration budget.
       verbose: print each episode's return and the summary.
 
     Returns:
       ``{"seeds", "returns", "mean_return", "step_ms_median", "step_ms_p95",
-      "cpu_ms_median", "steps", "step_ms", "horizon", "max_iter"}``: times per
-      control step in ms, wall (every step in ``step_ms``) and process CPU.
+      "cpu_ms_median", "steps", "step_ms", "plan_ms_median", "horizon", "max_iter"}``: times per
+      control step in ms, wall (every step in ``step_ms``) and process CPU, and of the plan before
+      the first step.
     """
     gym = _gymnasium()
     seeds = list(seeds)
@@ -96,9 +120,9 @@ def main(seeds=range(100), horizon: int | None = None, max_iter: int | None = No
     env = gym.make("Pendulum-v1")
     # Warm-up: compile init and step (not timed, not counted).
     run_episode(env, mpc, seed=seeds[0])
-    returns, step_times, cpu_times = [], [], []
+    returns, step_times, cpu_times, plan_times = [], [], [], []
     for s in seeds:
-        returns.append(run_episode(env, mpc, s, step_times, cpu_times))
+        returns.append(run_episode(env, mpc, s, step_times, cpu_times, plan_times))
         if verbose:
             print(f"seed {s:3d}: return {returns[-1]:8.2f}", flush=True)
     env.close()
@@ -106,20 +130,22 @@ def main(seeds=range(100), horizon: int | None = None, max_iter: int | None = No
     out = {"seeds": seeds, "returns": returns, "mean_return": float(np.mean(returns)),
            "step_ms_median": float(np.median(ms)), "step_ms_p95": float(np.percentile(ms, 95)),
            "cpu_ms_median": float(np.median(cpu)), "steps": int(ms.size), "step_ms": ms.tolist(),
+           "plan_ms_median": 1e3 * float(np.median(plan_times)),
            "horizon": mpc.problem.horizon, "max_iter": mpc.options.max_iter}
     if verbose:
         print(f"mean return over {len(seeds)} episodes: {out['mean_return']:.2f}")
         print(f"time per control step: median {out['step_ms_median']:.2f} ms, p95 {out['step_ms_p95']:.2f} ms "
               f"(CPU {out['cpu_ms_median']:.2f} ms; {out['steps']} steps after warm-up; "
-              f"horizon {out['horizon']}, {out['max_iter']} iterations per step)")
+              f"horizon {out['horizon']}, {out['max_iter']} iterations per step; plan before the first step "
+              f"{out['plan_ms_median']:.1f} ms)")
     return out
 
 
 def cli(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=100, help="run seeds 0..N-1 (default 100)")
-    p.add_argument("--horizon", type=int, default=None, help="look-ahead in steps (default: tuned)")
-    p.add_argument("--max-iter", type=int, default=None, help="iLQG iterations per control step (default: tuned)")
+    p.add_argument("--horizon", type=int, default=None, help="look-ahead in steps (default: chosen)")
+    p.add_argument("--max-iter", type=int, default=None, help="iLQG iterations per control step (default: chosen)")
     args = p.parse_args(argv)
     main(range(args.seeds), args.horizon, args.max_iter)
     return 0

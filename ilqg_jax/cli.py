@@ -5,6 +5,7 @@
     ilqg-jax solve pendulum                 # swing-up: iteration log + outputs/pendulum.png
     ilqg-jax solve cartpole --animate cartpole.gif
     ilqg-jax batch pendulum --n 1024        # many initial states at once + basin map
+    ilqg-jax mpc pendulum-gym --animate mpc.gif   # MPC on gymnasium's Pendulum-v1
     ilqg-jax bench --quick                  # the benchmark suite (from a source checkout)
 """
 
@@ -109,6 +110,13 @@ def batch_main(args) -> int:
     return _batch_cli.batch_main(args)
 
 
+def mpc_main(args) -> int:
+    _configure(args)
+    from ilqg_jax import _mpc_cli
+
+    return _mpc_cli.mpc_main(args)
+
+
 def bench_main(args, rest) -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isdir(os.path.join(root, "benchmarks")):
@@ -146,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cpu-devices", type=int, default=None,
                    help="CPU devices to split the batch over, one core each (default: one per usable core)")
     b.set_defaults(func=batch_main)
+
+    c = sub.add_parser("mpc", help="receding-horizon control of gymnasium's Pendulum-v1, one episode per seed")
+    c.add_argument("system", choices=["pendulum-gym"])
+    c.add_argument("--seeds", type=int, nargs="+", default=[10_000, 10_001, 10_002],
+                   help="Pendulum-v1 reset seeds, one episode each (default 10000 10001 10002)")
+    c.add_argument("--animate", help="write the episodes, one after the other, as a GIF")
+    c.add_argument("--stride", type=int, default=4, help="animate every STRIDE-th step (default 4)")
+    c.set_defaults(func=mpc_main)
 
     s = sub.add_parser("bench", help="run the benchmark suite (arguments go to python -m benchmarks)")
     s.set_defaults(func=None)

@@ -16,6 +16,13 @@ iteration; with ``feedback=False`` it starts from the shifted controls alone.
 (The control applied is the first control of the new solution; its feedback
 term is zero, since the solve starts at the measured state.)
 
+A warm start only keeps the controller near the local optimum it started
+in. Where a task has several (a pendulum can swing up to either side, with
+one pump or two), :meth:`MPC.init` can plan before the first step: given
+several initial guesses and solver options, it solves from every guess and
+keeps the cheapest solution, so the receding horizon starts from the best
+of them (a one-off cost before the loop, not per step).
+
 Everything is a pure function of NamedTuple pytrees: :meth:`MPC.init` and
 :meth:`MPC.step` are jit-compiled, :func:`simulate` runs a closed loop as one
 ``lax.scan`` and so ``vmap``-s over initial states. Inputs are validated in
@@ -38,7 +45,7 @@ from ilqg_jax.solver import Options, Solution, closed_loop_rollout, solve_unchec
 
 Array = jax.Array
 
-__all__ = ["MPC", "MPCState", "ClosedLoop", "simulate", "simulate_unchecked"]
+__all__ = ["MPC", "MPCState", "ClosedLoop", "simulate", "simulate_unchecked", "plan_unchecked"]
 
 _FILLS = ("repeat", "zero")
 
@@ -128,19 +135,26 @@ class MPC:
         if not isinstance(self.feedback, (bool, np.bool_)):
             raise TypeError(f"feedback must be a bool, got {type(self.feedback).__name__}.")
 
-    def init(self, x0, us_init=None) -> MPCState:
+    def init(self, x0, us_init=None, options: Optional[Options] = None) -> MPCState:
         """The controller's state before the first step.
 
         Args:
           x0: ``(n,)`` the state the first step is expected at (it fixes ``n``
             and the dtype; the first step may be called with another state).
-          us_init: ``(T, m)`` initial controls; default zeros, with ``m`` taken
+          us_init: ``(T, m)`` initial controls, or ``(G, T, m)`` several
+            guesses (with ``options``); default zeros, with ``m`` taken
             from the problem's control limits. (Zeros at a symmetric state,
             e.g. a pendulum exactly hanging at rest, give a zero gradient:
             no local method can then pick a side; pass a nudge.)
+          options: if given, plan before the first step: solve from ``x0``
+            starting at every guess in ``us_init`` with these
+            :class:`~ilqg_jax.Options` (say a larger ``max_iter`` than the
+            per-step budget) and keep the solution of lowest cost, so the
+            first step warm-starts from a good plan instead of a poor local
+            minimum. ``None``: plan the rollout of ``us_init`` (one guess).
 
         Returns:
-          :class:`MPCState` planning ``us_init`` from ``x0``.
+          :class:`MPCState` planning ``us_init`` (or the best solution) from ``x0``.
         """
         p = self.problem
         x0 = _as_float_array(x0, "x0")
@@ -150,11 +164,23 @@ class MPC:
                                  "(the number of controls m is not known otherwise).")
             us_init = np.zeros((p.horizon, np.shape(p.control_lower)[0]), jnp.result_type(x0, float))
         us_init = _as_float_array(us_init, "us_init")
+        if options is not None:
+            validate_options(options)
+        if np.ndim(us_init) == 3:
+            if options is None:
+                raise ValueError(f"us_init of shape (G, T, m) = {np.shape(us_init)} holds several guesses: "
+                                 "pass options to solve from them (init plans one rollout otherwise).")
+            if np.shape(us_init)[0] < 1:
+                raise ValueError(f"us_init must hold at least one guess, got shape {np.shape(us_init)}.")
         # One dtype for the whole loop: a float32 measurement (say a gymnasium observation) is promoted
         # to the problem's limits' dtype, so the dynamics' carry keeps its type.
         dtype = jnp.result_type(x0, us_init, float, *((p.control_lower,) if p.has_limits else ()))
-        x0, us_init = validate_inputs(p, jnp.asarray(x0, dtype), jnp.asarray(us_init, dtype), self.params)
-        return _init_jit(self, x0, us_init)
+        guesses = jnp.asarray(us_init, dtype).reshape((-1,) + np.shape(us_init)[-2:])
+        x0, _ = validate_inputs(p, jnp.asarray(x0, dtype), guesses[0], self.params)
+        if options is None:
+            return _init_jit(self, x0, guesses[0])
+        _check_finite(guesses, "us_init")
+        return _plan_jit(self, x0, guesses, options)
 
     def step(self, state: MPCState, x) -> tuple[Array, MPCState]:
         """One control step: solve from the measured state ``x``, return the first control.
@@ -206,6 +232,16 @@ def init_unchecked(mpc: MPC, x0: Array, us_init: Array) -> MPCState:
                     t=jnp.zeros((), jnp.int32))
 
 
+def plan_unchecked(mpc: MPC, x0: Array, us_inits: Array, options: Options) -> MPCState:
+    """:meth:`MPC.init` with ``options`` without validation or ``jit``: ``us_inits: (G, T, m)``."""
+    p = mpc.problem
+    sols = jax.vmap(lambda u: solve_unchecked(p, x0, u, mpc.params, options))(us_inits)
+    best = jnp.argmin(jnp.where(jnp.isfinite(sols.cost), sols.cost, jnp.inf))
+    sol = jax.tree_util.tree_map(lambda a: a[best], sols)
+    return MPCState(xs=sol.xs, us=sol.us, K=sol.K, cost=sol.cost, iterations=sol.iterations,
+                    status=sol.status, t=jnp.zeros((), jnp.int32))
+
+
 def _shift(mpc: MPC, sol: Solution) -> tuple[Array, Array, Array]:
     """The solution advanced by one step: ``(xs, us, K)`` with a new last step per ``mpc.fill``."""
     T = mpc.problem.horizon
@@ -237,6 +273,7 @@ def step_unchecked(mpc: MPC, state: MPCState, x: Array) -> tuple[Array, MPCState
 
 
 _init_jit = jax.jit(init_unchecked)
+_plan_jit = jax.jit(plan_unchecked, static_argnames=("options",))
 _step_jit = jax.jit(step_unchecked)
 
 
@@ -244,7 +281,8 @@ _step_jit = jax.jit(step_unchecked)
 
 
 def simulate_unchecked(mpc: MPC, x0: Array, steps: int, plant: Optional[Callable] = None, params=None,
-                       disturbances: Optional[Array] = None, state: Optional[MPCState] = None) -> ClosedLoop:
+                       disturbances: Optional[Array] = None, state: Optional[MPCState] = None,
+                       noise: Optional[Array] = None) -> ClosedLoop:
     """:func:`simulate` without validation or ``jit`` (for use inside other transforms)."""
     plant = mpc.problem.dynamics if plant is None else plant
     params = mpc.params if params is None else params
@@ -257,18 +295,20 @@ def simulate_unchecked(mpc: MPC, x0: Array, steps: int, plant: Optional[Callable
     x0 = x0.astype(state.xs.dtype)
     if disturbances is None:
         disturbances = jnp.zeros((steps, x0.shape[0]), x0.dtype)
+    if noise is None:
+        noise = jnp.zeros((steps, x0.shape[0]), x0.dtype)
 
     def body(carry, inp):
         x, s = carry
-        t, d = inp
-        u, s = step_unchecked(mpc, s, x)
+        t, d, v = inp
+        u, s = step_unchecked(mpc, s, x + v)
         cost = mpc.problem.running_cost(x, u, jnp.zeros((), jnp.int32), mpc.params)
         x_next = plant(x, u, t, params) + d
         return (x_next, s), (x_next, u, cost, s.cost, s.iterations, s.status)
 
     ts = jnp.arange(steps, dtype=jnp.int32)
     (_, final), (xs, us, costs, plan_cost, iterations, status) = jax.lax.scan(
-        body, (x0, state), (ts, disturbances.astype(x0.dtype)))
+        body, (x0, state), (ts, disturbances.astype(x0.dtype), noise.astype(x0.dtype)))
     return ClosedLoop(xs=jnp.concatenate([x0[None], xs]), us=us, costs=costs, plan_cost=plan_cost,
                       iterations=iterations, status=status, final_state=final)
 
@@ -277,12 +317,13 @@ _simulate_jit = jax.jit(simulate_unchecked, static_argnames=("steps", "plant"))
 
 
 def simulate(mpc: MPC, x0, steps: int, plant: Optional[Callable] = None, params=None,
-             disturbances=None, state: Optional[MPCState] = None) -> ClosedLoop:
+             disturbances=None, state: Optional[MPCState] = None, noise=None) -> ClosedLoop:
     """Runs ``mpc`` in closed loop with a plant for ``steps`` steps, as one ``lax.scan``.
 
     ``x_{t+1} = plant(x_t, u_t, t, params) + disturbances[t]`` with
-    ``u_t, state = mpc.step(state, x_t)``. jit-compiled (``steps`` and
-    ``plant`` static); it ``vmap``-s over ``x0``, ``params`` and ``disturbances``.
+    ``u_t, state = mpc.step(state, x_t + noise[t])``. jit-compiled (``steps`` and
+    ``plant`` static); it ``vmap``-s over ``x0``, ``params``, ``disturbances``
+    and ``noise``.
 
     Args:
       mpc: the :class:`MPC` controller.
@@ -295,6 +336,8 @@ def simulate(mpc: MPC, x0, steps: int, plant: Optional[Callable] = None, params=
         kick), default zeros.
       state: the controller's initial :class:`MPCState` (default
         ``mpc.init(x0)``), e.g. the ``final_state`` of an earlier run.
+      noise: ``(S, n)`` measurement noise: added to the state the controller
+        is given at each step, not to the plant's (default zeros).
 
     Returns:
       :class:`ClosedLoop` with ``xs: (S+1, n)``, ``us: (S, m)``, per-step
@@ -314,12 +357,8 @@ def simulate(mpc: MPC, x0, steps: int, plant: Optional[Callable] = None, params=
         state = mpc.init(x0)
     x0 = _check_state_and_x(state, x0, "x0")
     n = x0.shape[0]
-    if disturbances is not None:
-        disturbances = _as_float_array(disturbances, "disturbances")
-        if np.shape(disturbances) != (steps, n):
-            raise ValueError(f"disturbances must have shape (steps, n) = ({steps}, {n}), "
-                             f"got shape {np.shape(disturbances)}.")
-        _check_finite(disturbances, "disturbances")
+    disturbances = _check_sequence(disturbances, "disturbances", steps, n)
+    noise = _check_sequence(noise, "noise", steps, n)
     if plant is not None:
         m = np.shape(state.us)[-1]
         p = params if params is not None else mpc.params
@@ -327,4 +366,15 @@ def simulate(mpc: MPC, x0, steps: int, plant: Optional[Callable] = None, params=
         if not hasattr(out, "shape") or tuple(out.shape) != (n,):
             raise ValueError(f"plant must return the next state with shape (n,) = ({n},), got "
                              f"{getattr(out, 'shape', type(out).__name__)}.")
-    return _simulate_jit(mpc, x0, steps, plant, params, disturbances, state)
+    return _simulate_jit(mpc, x0, steps, plant, params, disturbances, state, noise)
+
+
+def _check_sequence(value, name: str, steps: int, n: int):
+    """``None``, or a finite real ``(steps, n)`` array (else an error naming ``name``)."""
+    if value is None:
+        return None
+    value = _as_float_array(value, name)
+    if np.shape(value) != (steps, n):
+        raise ValueError(f"{name} must have shape (steps, n) = ({steps}, {n}), got shape {np.shape(value)}.")
+    _check_finite(value, name)
+    return value

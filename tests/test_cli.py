@@ -34,3 +34,19 @@ def test_batch_uses_one_cpu_device_per_core_unless_told(tmp_path):
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "on 2 cpu device(s)" in out.stdout
+
+
+def test_mpc_runs_episodes_and_writes_a_gif(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("gymnasium")
+    from PIL import Image
+
+    out = tmp_path / "mpc.gif"
+    assert cli.main(["mpc", "pendulum-gym", "--seeds", "10000", "10001", "--stride", "10",
+                     "--animate", str(out)]) == 0
+    text = capsys.readouterr().out
+    returns = [float(line.split("return")[1]) for line in text.splitlines() if line.startswith("seed")]
+    assert len(returns) == 2 and all(-500.0 < r <= 0.0 for r in returns), text
+    with Image.open(out) as gif:  # two episodes of 200 steps, every 10th state: 2 * 201 // 10 + 1 frames
+        assert gif.format == "GIF" and gif.n_frames == 41

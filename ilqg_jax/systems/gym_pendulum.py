@@ -30,6 +30,15 @@ Two models:
   the clip did no better (the ablation in ``benchmarks/mpc.py``), so it is
   left out. ``problem(clip_speed=True)`` keeps it, for comparison.
 
+Three more pieces serve the receding-horizon controller and its yardstick:
+:func:`lqr_params` adds the upright LQR value (:func:`upright_lqr_matrix`,
+made periodic by :func:`lqr_value`) to the terminal cost, so a horizon that
+ends near the top prices the rest of the episode; :func:`initial_guesses`
+gives controls that lead to the different local optima of a swing-up (left or
+right first, one pump or two), to plan from before the first step; and
+:func:`episode_problem` is a whole episode as one trajectory optimisation,
+whose optimum is the best return any controller can get from ``x0``.
+
 The reward's ``wrap(theta)^2`` has a kink at the bottom (``theta = pi``), where
 its gradient jumps from ``2 pi`` to ``-2 pi``. The planning cost replaces it by
 its Fourier series truncated after ``harmonics`` terms,
@@ -62,17 +71,21 @@ from ilqg_jax.systems.pendulum import PendulumParams, acceleration, continuous_d
 Array = jax.Array
 
 __all__ = ["DT", "MAX_TORQUE", "MAX_SPEED", "EPISODE_STEPS", "MPC_HORIZON", "MPC_MAX_ITER",
-           "GymPendulumParams", "default_params",
-           "env_step", "env_reward", "angle_error_squared", "problem", "state_from_observation"]
+           "MPC_PLAN_ITER", "GymPendulumParams", "default_params", "mpc_params",
+           "initial_guesses", "upright_lqr_matrix", "lqr_value", "lqr_params",
+           "env_step", "env_reward", "angle_error_squared", "problem", "episode_problem", "state_from_observation"]
 
 #: Time step (s), torque limit (N m), speed limit (rad/s) and episode length of Pendulum-v1.
 DT = 0.05
 MAX_TORQUE = 2.0
 MAX_SPEED = 8.0
 EPISODE_STEPS = 200
-#: The tuned receding-horizon controller: look-ahead (steps) and iLQG iterations per control step.
-MPC_HORIZON = 20
+#: The receding-horizon controller (chosen on seeds 0..99 only, ``benchmarks/mpc.py``): look-ahead
+#: (steps), iLQG iterations per control step, and iterations of the plan made before the first step
+#: from each of :func:`initial_guesses`; its weights are :func:`mpc_params`.
+MPC_HORIZON = 60
 MPC_MAX_ITER = 3
+MPC_PLAN_ITER = 100
 
 
 class GymPendulumParams(NamedTuple):
@@ -97,11 +110,21 @@ class GymPendulumParams(NamedTuple):
     qf_angle: float | Array = 1.0
     qf_velocity: float | Array = 0.1
     qf_energy: float | Array = 0.1
+    qf_lqr: Array | None = None
 
 
 def default_params() -> GymPendulumParams:
     """The environment's model (``g = 10, m = 1, l = 1``), its reward weights and the tuned terminal weights."""
     return GymPendulumParams()
+
+
+def mpc_params(model: PendulumParams | None = None) -> GymPendulumParams:
+    """The chosen controller's weights: :func:`default_params` with the upright LQR value
+    (:func:`lqr_params`) added to the terminal cost, for ``model`` (default: the environment's)."""
+    params = default_params()
+    if model is not None:
+        params = params._replace(model=model)
+    return lqr_params(params)
 
 
 def _model(params) -> PendulumParams:
@@ -182,8 +205,52 @@ class _Cost:
     def terminal(self, x: Array, params: GymPendulumParams | None = None) -> Array:
         w = _weights(params)
         p = w.model
-        return (w.qf_angle * angle_error_squared(x[0], self.harmonics) + w.qf_velocity * x[1] ** 2
+        cost = (w.qf_angle * angle_error_squared(x[0], self.harmonics) + w.qf_velocity * x[1] ** 2
                 + w.qf_energy * (energy(x, p) - p.m * p.g * p.l) ** 2)
+        if w.qf_lqr is not None:
+            cost = cost + lqr_value(x, w.qf_lqr)
+        return cost
+
+
+def upright_lqr_matrix(params: GymPendulumParams | None = None, iterations: int = 2000) -> np.ndarray:
+    """``P: (2, 2)``, the infinite-horizon LQR value ``x^T P x / 2`` of the planning step linearised upright.
+
+    The discrete-time Riccati recursion ``P <- Q + A^T P A - A^T P B (R + B^T P B)^-1 B^T P A`` is
+    iterated to its fixed point, with ``A, B`` the semi-implicit Euler step of ``params.model``
+    linearised at ``x = 0, u = 0`` and ``Q = diag(2 q_angle, 2 q_velocity)``, ``R = 2 r_torque``: the
+    Hessians of the reward's ``q_angle theta^2 + q_velocity w^2 + r_torque u^2``. The torque limit is
+    ignored, so ``x^T P x / 2`` is the cost-to-go of states near upright, where the limit does not bind.
+    """
+    w = _weights(params)
+    p = w.model
+    a, b = 3.0 * float(p.g) / (2.0 * float(p.l)), 3.0 / (float(p.m) * float(p.l) ** 2)
+    A = np.array([[1.0 + DT**2 * a, DT], [DT * a, 1.0]])
+    B = np.array([[DT**2 * b], [DT * b]])
+    Q = np.diag([2.0 * float(w.q_angle), 2.0 * float(w.q_velocity)])
+    R = np.array([[2.0 * float(w.r_torque)]])
+    P = Q.copy()
+    for _ in range(int(iterations)):
+        gain = np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+        P = Q + A.T @ P @ (A - B @ gain)
+        P = 0.5 * (P + P.T)
+    return P
+
+
+def lqr_value(x: Array, P: Array) -> Array:
+    """``x^T P x / 2`` with the angle made periodic: ``theta^2 -> 2 (1 - cos theta)``, ``theta w -> sin(theta) w``.
+
+    Equal to the quadratic to second order at upright (``x = 0``), ``2 pi``-periodic and smooth.
+    ``x: (2,)``, ``P: (2, 2)`` (:func:`upright_lqr_matrix`).
+    """
+    th, w = x[0], x[1]
+    return 0.5 * (P[0, 0] * 2.0 * (1.0 - jnp.cos(th)) + 2.0 * P[0, 1] * jnp.sin(th) * w + P[1, 1] * w**2)
+
+
+def lqr_params(params: GymPendulumParams | None = None, scale: float = 1.0) -> GymPendulumParams:
+    """``params`` with the terminal cost's ``qf_lqr`` set to ``scale`` times :func:`upright_lqr_matrix`
+    (computed for ``params``' model and running weights)."""
+    w = _weights(params)
+    return w._replace(qf_lqr=jnp.asarray(scale * upright_lqr_matrix(w)))
 
 
 def _planning_f(x: Array, u: Array, params) -> Array:
@@ -216,3 +283,99 @@ def problem(horizon: int = 30, harmonics: int = 1, clip_speed: bool = False) -> 
         dynamics = integrators.discretize(_planning_f, DT, "semi_implicit_euler")
     return Problem(dynamics, cost.running, cost.terminal, int(horizon),
                    control_lower=jnp.array([-MAX_TORQUE]), control_upper=jnp.array([MAX_TORQUE]))
+
+
+def _episode_cost(x: Array, u: Array, t: Array, params=None) -> Array:
+    del t, params
+    return -env_reward(x, u)
+
+
+def _no_terminal_cost(x: Array, params=None) -> Array:
+    del params
+    return jnp.zeros((), x.dtype)
+
+
+#: Weight of the smooth episode problem's penalty on speeds beyond :data:`MAX_SPEED`.
+SPEED_PENALTY = 10.0
+
+
+def _smooth_episode_cost(x: Array, u: Array, t: Array, params=None) -> Array:
+    over = jnp.maximum(jnp.abs(x[1]) - MAX_SPEED, 0.0)
+    return _Cost(1).running(x, u, t, params) + SPEED_PENALTY * over**2
+
+
+@functools.lru_cache(maxsize=None)
+def episode_problem(smooth: bool = False) -> Problem:
+    """A whole episode as one trajectory optimisation: its optimum is the best return from ``x0``.
+
+    Args:
+      smooth: ``False`` (default): the environment exactly -- :func:`env_step`
+        (speed clip included) and the cost ``-env_reward`` (angle
+        normalisation included), so ``-cost`` of a trajectory is its return.
+        ``True``: the smooth planning step and the one-harmonic angle cost of
+        :func:`problem`, plus ``SPEED_PENALTY * max(|w| - 8, 0)^2`` so that
+        its solutions keep to the speeds where the smooth step is the
+        environment's: a better-conditioned problem to start a search with.
+
+    Returns:
+      A :class:`~ilqg_jax.Problem` over :data:`EPISODE_STEPS` steps with
+      ``|u| <= 2`` and no terminal cost (the episode's last state earns no
+      reward). ``params``: ``None`` (exact) or a :class:`GymPendulumParams` (smooth).
+    """
+    if smooth:
+        dynamics = integrators.discretize(_planning_f, DT, "semi_implicit_euler")
+        running = _smooth_episode_cost
+    else:
+        dynamics, running = _env_dynamics, _episode_cost
+    return Problem(dynamics, running, _no_terminal_cost, EPISODE_STEPS,
+                   control_lower=jnp.array([-MAX_TORQUE]), control_upper=jnp.array([MAX_TORQUE]))
+
+
+# --- Initial guesses ------------------------------------------------------------------------------
+
+#: Torques and first directions of the pumping guesses of :func:`initial_guesses`.
+_PUMPS = ((2.0, -1.0), (2.0, 1.0), (1.0, -1.0), (1.0, 1.0))
+#: Steps a pumping guess pushes in its first direction before following the speed.
+_FIRST_PUSH = 8
+
+
+def _pump(x0: Array, torque: float, direction: float, steps: int, params) -> Array:
+    """Controls ``(steps, 1)`` of an energy-pumping policy rolled out on :func:`env_step` from ``x0``."""
+    p = _model(params)
+    e_up = p.m * p.g * p.l
+
+    def body(x, t):
+        th, w, e = angles.wrap(x[0]), x[1], energy(x, p)
+        near = (jnp.cos(th) > 0.7) & (jnp.abs(e - e_up) < 0.2 * e_up)
+        pd = jnp.clip(-(20.0 * th + 4.0 * w), -MAX_TORQUE, MAX_TORQUE)
+        push = torque * jnp.where(t < _FIRST_PUSH, direction, jnp.sign(w))
+        u = jnp.where(near, pd, jnp.where(e < e_up, push, -0.5 * push))[None]
+        return env_step(x, u, None, p), u
+
+    return jax.lax.scan(body, x0, jnp.arange(steps))[1]
+
+
+def initial_guesses(x0: Array, horizon: int, params=None) -> Array:
+    """``(5, horizon, 1)`` initial controls from ``x0: (2,)`` that lead to different local optima.
+
+    Zero torque, and an energy-pumping policy (torque along the speed until
+    the energy is that of upright, then a PD law near the top) pushing first
+    left and first right, with the full torque and with half of it (which
+    pumps once more), rolled out on :func:`env_step` with ``params``' model.
+    The swing-up is not convex -- left or right, one pump or two are separate
+    local optima -- so a solve from each, best kept
+    (:meth:`ilqg_jax.MPC.init` with ``options``), finds the global one far
+    more often than a solve from zeros. Traceable (``jit``/``vmap`` over ``x0``).
+    """
+    x0 = jnp.asarray(x0)
+    if x0.shape != (2,):
+        raise ValueError(f"x0 must have shape (2,), got shape {x0.shape}.")
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}.")
+    return _guesses(x0.astype(jnp.result_type(x0, float)), int(horizon), params)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _guesses(x0: Array, horizon: int, params) -> Array:
+    pumps = [_pump(x0, torque, direction, horizon, params) for torque, direction in _PUMPS]
+    return jnp.stack([jnp.zeros((horizon, 1), x0.dtype)] + pumps)
