@@ -71,15 +71,10 @@ EXAMPLE = os.path.join(os.path.dirname(common.HERE), "examples", "gym_pendulum_m
 
 
 def _initial_states(seeds) -> np.ndarray:
-    import gymnasium as gym
+    """``(len(seeds), 2)``: the states ``Pendulum-v1`` starts from (gymnasium's own resets)."""
+    from ilqg_jax._mpc_cli import initial_states
 
-    env = gym.make("Pendulum-v1").unwrapped
-    out = []
-    for s in seeds:
-        env.reset(seed=int(s))
-        out.append(np.array(env.state, dtype=np.float64))
-    env.close()
-    return np.stack(out)
+    return initial_states(seeds)
 
 
 def _controller(horizon=None, max_iter=None, plan_iter=None, lqr=True, mass=1.0, length=1.0):
