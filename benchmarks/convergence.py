@@ -12,7 +12,7 @@ Multiple shooting (``solve(..., xs_init=...)``) is measured where the goal
 state is known (zero for every task below but the seed pendulum and the arm):
 the default options started from the straight line from ``x0`` to the goal as
 state guess, with the same initial controls -- on the canonical start and, for
-the pendulum problems, on the same random starts (``vmap`` of ``solve``).
+the pendulum problems, on the same random starts (``solve_batch(..., xs_inits=...)``).
 
 The state-cost swing-up is the standard problem of google/trajax's examples:
 running cost ``(1 - cos theta)^2 + 0.1 theta_dot^2 + 0.01 u^2``, the same state
@@ -113,18 +113,12 @@ def _single(problem, x0, us0, params, options, repeats, xs_init=None):
 
 
 def _random(problem, options, n_starts, shooting=False):
-    import jax
-
     import ilqg_jax as ilqg
 
     rng = np.random.default_rng(0)
     x0s = np.stack([rng.uniform(-np.pi, np.pi, n_starts), rng.uniform(-8.0, 8.0, n_starts)], axis=1)
-    us0 = np.zeros((problem.horizon, 1))
-    if shooting:
-        guesses = np.stack([_line(x0, problem.horizon) for x0 in x0s])
-        sols = jax.vmap(lambda x0, xs: ilqg.solve(problem, x0, us0, options=options, xs_init=xs))(x0s, guesses)
-    else:
-        sols = ilqg.solve_batch(problem, x0s, us0, options=options)
+    guesses = np.stack([_line(x0, problem.horizon) for x0 in x0s]) if shooting else None
+    sols = ilqg.solve_batch(problem, x0s, np.zeros((problem.horizon, 1)), options=options, xs_inits=guesses)
     it, st = np.asarray(sols.iterations), np.asarray(sols.status)
     return {"n": n_starts, "mean_iterations": float(it.mean()), "median_iterations": float(np.median(it)),
             "at_max_iter": float(np.mean(st == int(ilqg.Status.MAX_ITER))),

@@ -152,6 +152,24 @@ def _nonfinite_members(x0s, us_inits, us_axis, N: int, on_nonfinite: str) -> np.
     return bad
 
 
+def _validate_states(xs_inits, N: int, T: int, n: int, dtype):
+    """Checks the state guesses of :func:`solve_batch`; returns ``(xs_inits, xs_axis)`` in the solve's dtype."""
+    if xs_inits is None:
+        return None, None
+    xs_inits = _as_float_array(xs_inits, "xs_inits")
+    shape = np.shape(xs_inits)
+    if len(shape) not in (2, 3) or shape[-2:] != (T + 1, n) or (len(shape) == 3 and shape[0] != N):
+        raise ValueError(f"xs_inits must have shape (T+1, n) = ({T + 1}, {n}), shared by all members, or "
+                         f"(N, T+1, n) = ({N}, {T + 1}, {n}), one per member (T = problem.horizon, n of x0s); "
+                         f"got shape {shape}.")
+    xs_axis = 0 if len(shape) == 3 else None
+    bad = _bad_rows(xs_inits, N) if xs_axis == 0 else _bad_rows(xs_inits[None], 1)
+    if bad.size:
+        where = f"xs_inits[{int(bad[0])}]" if xs_axis == 0 else "xs_inits"
+        raise ValueError(f"{where} must be finite, but has NaN/inf ({bad.size} member(s): {bad[:10].tolist()}).")
+    return jnp.asarray(xs_inits, dtype), xs_axis
+
+
 def _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite):
     """Checks a batch before tracing; returns ``(x0s, us_inits, us_axis, nonfinite_members)`` in the solve's dtype."""
     if not isinstance(problem, Problem):
@@ -210,6 +228,7 @@ class _Nominal(NamedTuple):
     K: Array
     k: Array
     dV: Array
+    gaps: Optional[Array] = None  # multiple shooting (``xs_inits``): the nodes' gaps
 
 
 def _try_steps(problem, options, nominal: _Nominal, params, alphas):
@@ -220,10 +239,11 @@ def _try_steps(problem, options, nominal: _Nominal, params, alphas):
     before it (all of them when none is accepted).
     """
     roll = functools.partial(solver.closed_loop_rollout, problem, nominal.xs[0], nominal.xs, nominal.us,
-                             nominal.K, nominal.k, params=params, unroll=options.unroll)
+                             nominal.K, nominal.k, params=params, unroll=options.unroll, gaps=nominal.gaps)
     xs, us, costs = jax.vmap(roll)(alphas)
     expected = -(alphas * nominal.dV[0] + alphas**2 * nominal.dV[1])
-    ok = solver._accept(nominal.cost, costs, expected, options.min_reduction_ratio)
+    gapped = False if nominal.gaps is None else jnp.any(nominal.gaps != 0)
+    ok = solver._accept(nominal.cost, costs, expected, options.min_reduction_ratio, gapped)
     i = jnp.argmax(ok)
     tried = jnp.where(ok[i], jnp.arange(alphas.shape[0]) < i, True)
     return ok[i], alphas[i], xs[i], us[i], costs[i], jnp.any(tried & ~jnp.isfinite(costs))
@@ -287,7 +307,7 @@ def _iterate(problem, options, alphas, tol, params_axis, state, params):
     with jax.named_scope("backward"):
         any_convex = jnp.any(running & state.convex & ~state.second & (state.mu > 0))
         bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options, any_convex))(state)
-    nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV)
+    nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV, state.gaps)
     with jax.named_scope("line_search"):
         step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
     any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(state, step))
@@ -296,7 +316,14 @@ def _iterate(problem, options, alphas, tol, params_axis, state, params):
     with jax.named_scope("update"):
         new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
                        in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
-        return _where(running, new, state)
+        new = _where(running, new, state)
+    if state.gaps is None:
+        return new
+    # A member that stops with gaps left returns a rollout (solver._close_gaps), as a single solve does.
+    close = jax.vmap(lambda p, s: solver._close_gaps(problem, p, options, trajectory_derivatives, s),
+                     in_axes=(params_axis, 0))
+    closing = running & (new.status != solver._RUNNING) & jax.vmap(solver._has_gaps)(new)
+    return jax.lax.cond(jnp.any(closing), lambda: _where(closing, close(params, new), new), lambda: new)
 
 
 # --- slots: iterate a few members at a time, refill as they finish ----------------------------------
@@ -330,7 +357,8 @@ def _empty_slots(load, finish, N: int, S: int, params, params_axis) -> _Slots:
     return _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
 
 
-def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, slots, progress, shard_axis=None):
+def _solve_local(problem, x0s, us_inits, params, xs_inits, options, us_axis, params_axis, xs_axis, slots, progress,
+                 shard_axis=None):
     """Solves every member of ``x0s: (N, n)`` on the current device, ``slots`` members at a time.
 
     With ``progress`` it reports this device's count (``shard_axis``: the mesh axis it is a shard of).
@@ -347,8 +375,9 @@ def _solve_local(problem, x0s, us_inits, params, options, us_axis, params_axis, 
         i = jnp.minimum(member, N - 1)
         us = us_inits[i] if us_axis == 0 else us_inits
         p = _member(params, i) if params_axis == 0 else params
-        state = jax.vmap(lambda x, u, q: init_one(x0=x, us_init=u, params=q),
-                         in_axes=(0, us_axis, params_axis))(x0s[i], us, p)
+        xs = None if xs_inits is None else (xs_inits[i] if xs_axis == 0 else xs_inits)
+        state = jax.vmap(lambda x, u, q, g: init_one(x0=x, us_init=u, params=q, xs_init=g),
+                         in_axes=(0, us_axis, params_axis, xs_axis))(x0s[i], us, p, xs)
         return state._replace(status=jnp.where(member < N, state.status, _EMPTY)), p
 
     iterate = functools.partial(_iterate, problem, options, alphas, tol, params_axis)
@@ -446,15 +475,16 @@ def _pad(tree, size: int, axis):
     return jax.tree_util.tree_map(pad, tree)
 
 
-@functools.partial(jax.jit, static_argnames=("options", "us_axis", "params_axis", "slots", "mesh", "axis",
-                                             "progress"))
-def _solve_batch_jit(problem, x0s, us_inits, params, *, options, us_axis, params_axis, slots, mesh, axis,
-                     progress):
+@functools.partial(jax.jit, static_argnames=("options", "us_axis", "params_axis", "xs_axis", "slots", "mesh",
+                                             "axis", "progress"))
+def _solve_batch_jit(problem, x0s, us_inits, params, xs_inits, *, options, us_axis, params_axis, xs_axis, slots,
+                     mesh, axis, progress):
     problem = with_dtype(problem, x0s.dtype)
     stop = jax.lax.stop_gradient
     local = functools.partial(_solve_local, options=options, us_axis=us_axis, params_axis=params_axis,
-                              slots=slots, progress=progress, shard_axis=None if mesh is None else axis)
-    inputs = (stop(problem), stop(x0s), stop(us_inits), stop(params))
+                              xs_axis=xs_axis, slots=slots, progress=progress,
+                              shard_axis=None if mesh is None else axis)
+    inputs = (stop(problem), stop(x0s), stop(us_inits), stop(params), stop(xs_inits))
     N = x0s.shape[0]
     if mesh is None:
         sol = local(*inputs)
@@ -463,10 +493,11 @@ def _solve_batch_jit(problem, x0s, us_inits, params, *, options, us_axis, params
         size = -(-N // D) * D
         batched = PartitionSpec(axis)
         specs = (PartitionSpec(), batched, batched if us_axis == 0 else PartitionSpec(),
-                 batched if params_axis == 0 else PartitionSpec())
-        p, x, u, q = inputs
+                 batched if params_axis == 0 else PartitionSpec(), batched if xs_axis == 0 else PartitionSpec())
+        p, x, u, q, g = inputs
         sharded = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=batched, check_vma=False)
-        sol = sharded(p, _pad(x, size, 0), _pad(u, size, us_axis), _pad(q, size, params_axis))
+        sol = sharded(p, _pad(x, size, 0), _pad(u, size, us_axis), _pad(q, size, params_axis),
+                      _pad(g, size, xs_axis))
         sol = jax.tree_util.tree_map(lambda a: a[:N], sol)
     # Gradients with respect to x0s and params: those of each member's optimum (implicit differentiation).
     attach = jax.vmap(implicit.attach_gradients, in_axes=(None, 0, params_axis, 0, 0, 0))
@@ -476,7 +507,8 @@ def _solve_batch_jit(problem, x0s, us_inits, params, *, options, us_axis, params
 
 def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options = Options(), *,
                 params_axis: Optional[int] = None, sharding=None, slots: Optional[int] = None,
-                on_nonfinite: str = "raise", progress: Optional[Callable[[int, int], Any]] = None) -> Solution:
+                on_nonfinite: str = "raise", progress: Optional[Callable[[int, int], Any]] = None,
+                xs_inits=None) -> Solution:
     """Solves ``problem`` from every initial state in ``x0s``: one :func:`~ilqg_jax.solve` per row, batched.
 
     A problem with path/terminal constraints is solved by ``jax.vmap`` of the
@@ -518,6 +550,10 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         are collected, with the count of the whole batch over all devices.
         With ``progress``, ``solve_batch`` waits for the result before
         returning.
+      xs_inits: optional state guesses (multiple shooting, the ``xs_init``
+        of :func:`~ilqg_jax.solve`): ``(T+1, n)`` shared by all members or
+        ``(N, T+1, n)`` one per member; their first rows are replaced by
+        ``x0s``. Must be finite.
 
     Returns:
       A :class:`~ilqg_jax.Solution` whose every field has a leading axis of
@@ -532,7 +568,7 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         the expected and the actual shape.
     """
     args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
-                            progress)
+                            progress, xs_inits)
     return _run(problem, args, static, progress)
 
 
@@ -540,7 +576,7 @@ def _run(problem: Problem, args, static: dict, progress) -> Solution:
     """Runs the compiled batch program of :func:`solve_batch` (hooking ``progress`` up while it runs)."""
     if problem.has_constraints:  # each member its own augmented-Lagrangian loop: a vmap, not the slots
         return _constrained_jit(*args, options=static["options"], us_axis=static["us_axis"],
-                                params_axis=static["params_axis"])
+                                params_axis=static["params_axis"], xs_axis=static["xs_axis"])
     if progress is None:
         return _solve_batch_jit(*args, **static)
     _PROGRESS[0] = (progress, args[1].shape[0], {})
@@ -552,28 +588,30 @@ def _run(problem: Problem, args, static: dict, progress) -> Solution:
 
 def lower(problem: Problem, x0s, us_inits, params=None, options: Options = Options(), *,
           params_axis: Optional[int] = None, sharding=None, slots: Optional[int] = None,
-          on_nonfinite: str = "raise", progress=None) -> jax.stages.Lowered:
+          on_nonfinite: str = "raise", progress=None, xs_inits=None) -> jax.stages.Lowered:
     """The ``jax.stages.Lowered`` program :func:`solve_batch` runs for these arguments (ahead-of-time use).
 
     ``lower(...).compile()`` compiles it (and fills the cache that
     :func:`solve_batch` then uses); ``.compile()(*args)`` is not needed.
     """
     args, static = _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite,
-                            progress)
+                            progress, xs_inits)
     return _solve_batch_jit.lower(*args, **static)
 
 
-def _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite, progress):
+def _prepare(problem, x0s, us_inits, params, options, params_axis, sharding, slots, on_nonfinite, progress,
+             xs_inits=None):
     """Validates the arguments of :func:`solve_batch`; returns the arguments of the compiled program."""
     solver.validate_options(options)
     x0s, us_inits, us_axis, _ = _validate(problem, x0s, us_inits, params, params_axis, on_nonfinite)
+    xs_inits, xs_axis = _validate_states(xs_inits, x0s.shape[0], problem.horizon, x0s.shape[1], x0s.dtype)
     if slots is not None and (isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1):
         raise ValueError(f"slots must be None or an int >= 1, got {slots!r}.")
     mesh, axis = _mesh_of(sharding)
     slots = default_slots() if slots is None else int(slots)
-    static = dict(options=options._replace(verbose=False), us_axis=us_axis, params_axis=params_axis, slots=slots,
-                  mesh=mesh, axis=axis, progress=progress is not None)
-    return (problem, x0s, us_inits, params), static
+    static = dict(options=options._replace(verbose=False), us_axis=us_axis, params_axis=params_axis,
+                  xs_axis=xs_axis, slots=slots, mesh=mesh, axis=axis, progress=progress is not None)
+    return (problem, x0s, us_inits, params, xs_inits), static
 
 
-_constrained_jit = jax.jit(constrained.solve_batch, static_argnames=("options", "us_axis", "params_axis"))
+_constrained_jit = jax.jit(constrained.solve_batch, static_argnames=("options", "us_axis", "params_axis", "xs_axis"))

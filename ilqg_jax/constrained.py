@@ -247,11 +247,14 @@ def differentiable_solve_unchecked(problem: Problem, x0: Array, us_init: Array, 
     return sol._replace(xs=xs, us=us, cost=cost)
 
 
-def solve_batch(problem: Problem, x0s: Array, us_inits: Array, params, options: solver.Options, us_axis, params_axis):
+def solve_batch(problem: Problem, x0s: Array, us_inits: Array, params, xs_inits, options: solver.Options, us_axis,
+                params_axis, xs_axis=None):
     """Constrained members solved by ``jax.vmap`` of :func:`differentiable_solve_unchecked`.
 
     Each member has its own multipliers, penalty and outer loop (it stops on
     its own status, though the vmapped loop runs until the last member stops).
+    ``xs_inits``: ``None``, or state guesses with batch axis ``xs_axis``.
     """
     solve = functools.partial(differentiable_solve_unchecked, problem, options=options)
-    return jax.vmap(lambda x, u, p: solve(x, u, p), in_axes=(0, us_axis, params_axis))(x0s, us_inits, params)
+    return jax.vmap(lambda x, u, p, g: solve(x, u, p, xs_init=g),
+                    in_axes=(0, us_axis, params_axis, xs_axis))(x0s, us_inits, params, xs_inits)

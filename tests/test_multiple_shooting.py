@@ -155,3 +155,50 @@ def test_constrained_solve_accepts_a_state_guess():
     assert float(guided.violation) <= 1e-6
     assert float(jnp.max(jnp.abs(guided.xs[:, 1]))) <= 7.0 + 1e-6
     np.testing.assert_allclose(guided.xs, derivatives.rollout(problem.dynamics, jnp.asarray(x0), guided.us), atol=1e-10)
+
+
+def test_solve_batch_with_state_guesses_equals_single_solves():
+    """Per-member and shared guesses: every member is the single solve with that guess (same iterations)."""
+    problem = pendulum.swing_up(40)
+    T = problem.horizon
+    rng = np.random.default_rng(4)
+    x0s = np.stack([rng.uniform(-np.pi, np.pi, 5), rng.uniform(-4.0, 4.0, 5)], axis=1)
+    us0 = np.zeros((T, 1))
+    guesses = np.stack([_interpolation(x0, [0.0, 0.0], T) for x0 in x0s])
+    batch = ilqg.solve_batch(problem, x0s, us0, xs_inits=guesses, slots=2)
+    shared = ilqg.solve_batch(problem, x0s, us0, xs_inits=guesses[0], slots=2)
+    for i, x0 in enumerate(x0s):
+        for sols, guess in ((batch, guesses[i]), (shared, guesses[0])):
+            one = ilqg.solve(problem, x0, us0, xs_init=guess)
+            assert int(sols.iterations[i]) == int(one.iterations)
+            assert int(sols.status[i]) == int(one.status)
+            np.testing.assert_allclose(sols.us[i], one.us, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(sols.cost[i], one.cost, rtol=1e-10)
+
+
+def test_solve_batch_stopped_before_closing_gaps_returns_rollouts():
+    problem = pendulum.swing_up(40)
+    T = problem.horizon
+    x0s = np.array([[np.pi, 0.0], [2.0, 1.0]])
+    guesses = np.stack([_interpolation(x0, [0.0, 0.0], T) for x0 in x0s])
+    sols = ilqg.solve_batch(problem, x0s, np.zeros((T, 1)), options=ilqg.Options(max_iter=1, min_step=0.5,
+                                                                                   line_search_steps=1),
+                            xs_inits=guesses)
+    for i, x0 in enumerate(x0s):
+        xs = derivatives.rollout(problem.dynamics, jnp.asarray(x0), sols.us[i])
+        np.testing.assert_allclose(sols.xs[i], xs, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(3, 41, 2), (41, 3), (2, 40, 2)])
+def test_solve_batch_rejects_state_guesses_of_the_wrong_shape(shape):
+    problem = pendulum.swing_up(40)
+    with pytest.raises(ValueError, match=r"xs_inits must have shape \(T\+1, n\) = \(41, 2\).*\(N, T\+1, n\) = \(2, 41, 2\)"):
+        ilqg.solve_batch(problem, np.zeros((2, 2)), np.zeros((40, 1)), xs_inits=np.zeros(shape))
+
+
+def test_solve_batch_rejects_nonfinite_state_guesses():
+    problem = pendulum.swing_up(40)
+    guesses = np.zeros((2, 41, 2))
+    guesses[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"xs_inits\[1\] must be finite"):
+        ilqg.solve_batch(problem, np.zeros((2, 2)), np.zeros((40, 1)), xs_inits=guesses)
