@@ -511,10 +511,9 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
                 xs_inits=None) -> Solution:
     """Solves ``problem`` from every initial state in ``x0s``: one :func:`~ilqg_jax.solve` per row, batched.
 
-    A problem with path/terminal constraints is solved by ``jax.vmap`` of the
-    constrained solve (:func:`ilqg_jax.constrained.solve_batch`: every member
-    has its own multipliers, penalty and status; ``sharding``, ``slots`` and
-    ``progress`` do not apply).
+    A problem with path/terminal constraints is solved by ``jax.vmap`` of the constrained solve
+    (:func:`ilqg_jax.constrained.solve_batch`: every member has its own multipliers, penalty and
+    status; ``sharding``, ``slots`` and ``progress`` do not apply).
 
     Every member is solved exactly as :func:`~ilqg_jax.solve` would solve it (same iterations, same
     result) and stops on its own; the batch runs until every member has stopped. See the module
@@ -529,18 +528,17 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         ``params_axis=None`` (default), or one per member with
         ``params_axis=0``: then every leaf has a leading axis of size ``N``
         (``params[i]`` goes with ``x0s[i]``).
-      options: :class:`~ilqg_jax.Options`, shared. ``line_search`` does not
-        matter here (both strategies choose the same step; the batch has its
-        own search) and ``verbose`` is ignored: see ``progress``.
+      options: :class:`~ilqg_jax.Options`, shared; ``line_search`` does not matter (the batch has its
+        own search, same steps) and ``verbose`` is ignored: see ``progress``.
       params_axis: ``None`` or ``0``, see ``params``.
       sharding: ``None`` (default): split the batch over all of ``jax.devices()``
         when there are several (the batch is padded to a multiple of the
         device count, then unpadded), else one device. ``False``: one device.
         A 1-D ``jax.sharding.Mesh``, or a ``NamedSharding(mesh,
         PartitionSpec(axis))``: split over that mesh axis.
-      slots: members iterated together per device (finished ones are
-        replaced by the next members); ``None``: :func:`default_slots` (:data:`CPU_SLOTS`
-        = 64 on CPU, all members on GPU/TPU). Any value gives the same results.
+      slots: members iterated together per device (finished ones are replaced by the next members);
+        ``None``: :func:`default_slots` (:data:`CPU_SLOTS` = 64 on CPU, all members on GPU/TPU). Any
+        value gives the same results.
       on_nonfinite: a member whose ``x0s`` (or ``us_inits``) row holds NaN/inf:
         ``"raise"`` (default) raises ``ValueError`` naming the members;
         ``"status"`` solves the others and returns ``Status.NONFINITE`` with
@@ -550,10 +548,7 @@ def solve_batch(problem: Problem, x0s, us_inits, params=None, options: Options =
         are collected, with the count of the whole batch over all devices.
         With ``progress``, ``solve_batch`` waits for the result before
         returning.
-      xs_inits: optional state guesses (multiple shooting, the ``xs_init``
-        of :func:`~ilqg_jax.solve`): ``(T+1, n)`` shared by all members or
-        ``(N, T+1, n)`` one per member; their first rows are replaced by
-        ``x0s``. Must be finite.
+      xs_inits: state guesses (``xs_init`` of :func:`~ilqg_jax.solve`), ``(T+1, n)`` or ``(N, T+1, n)``.
 
     Returns:
       A :class:`~ilqg_jax.Solution` whose every field has a leading axis of
