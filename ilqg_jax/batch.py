@@ -381,7 +381,12 @@ def _solve_local(problem, x0s, us_inits, params, xs_inits, options, us_axis, par
         return state._replace(status=jnp.where(member < N, state.status, _EMPTY)), p
 
     iterate = functools.partial(_iterate, problem, options, alphas, tol, params_axis)
-    finish = jax.vmap(functools.partial(solver._solution, problem, options))
+    def finish(state):
+        # Only the finished members' final gains matter; the projection runs when one of them needs it.
+        done = state.status != solver._RUNNING
+        any_convex = jnp.any(done & state.convex & ~state.second & (state.mu > 0))
+        return jax.vmap(lambda s: solver._solution(problem, options, s, any_convex))(state)
+
     refill_at = max(1, math.ceil(S * _REFILL_FRACTION))
 
     def inner_more(c):

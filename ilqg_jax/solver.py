@@ -712,7 +712,9 @@ def _newton_probe(problem, params, options, derivatives_fn, state: _State) -> _S
     unchanged, at ``mu_init``; the probe cost one backward pass and one rollout.
     """
     zero = jnp.zeros((), state.cost.dtype)
-    bw = _backward(problem, state._replace(mu=zero), zero, options)
+    # At mu = 0 the cost Hessians are never convexified; an unbatched False says so under vmap too (a
+    # batched cond would compute the projection for every member of a batch).
+    bw = _backward(problem, state._replace(mu=zero), zero, options, any_convex=jnp.array(False))
     xs, us, cost = closed_loop_rollout(problem, state.xs[0], state.xs, state.us, bw.K, bw.k, 1.0, params,
                                        options.unroll, gaps=state.gaps)
     full_expected = -(bw.dV[0] + bw.dV[1])
@@ -752,9 +754,12 @@ def solve_unchecked(problem: Problem, x0: Array, us_init: Array, params=None, op
     return _solution(problem, options, state)
 
 
-def _solution(problem, options, state: _State) -> Solution:
-    """The :class:`Solution` of a finished ``state``, with the gains at the returned trajectory."""
-    final = _backward(problem, state, state.mu, options)  # what a feedback controller needs
+def _solution(problem, options, state: _State, any_convex=None) -> Solution:
+    """The :class:`Solution` of a finished ``state``, with the gains at the returned trajectory.
+
+    ``any_convex``: as for :func:`_backward` (:mod:`ilqg_jax.batch` finishes members under ``vmap``).
+    """
+    final = _backward(problem, state, state.mu, options, any_convex)  # what a feedback controller needs
     K = jnp.where(final.ok, final.K, state.K)
     k = jnp.where(final.ok, final.k, state.k)
     stat = jnp.where(final.ok, stationarity(final.k, state.us), jnp.inf)

@@ -205,3 +205,31 @@ def test_shared_controls_and_params_are_those_of_every_member(case, sharded):
         assert int(shared["status"][i]) == int(single.status)
         for name in ("xs", "us", "K", "k", "cost"):
             np.testing.assert_allclose(shared[name][i], getattr(single, name), rtol=0, atol=ATOL, err_msg=name)
+
+
+LARGE_JOINT = textwrap.dedent("""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp, numpy as np, ilqg_jax as ilqg
+    n, m, T = 10, 5, 50                     # n + m = 15: the PSD projection would use LAPACK eigh
+    rng = np.random.default_rng(0)
+    A = jnp.asarray(np.eye(n) + 0.1 * rng.standard_normal((n, n)))
+    B = jnp.asarray(0.3 * rng.standard_normal((n, m)))
+    problem = ilqg.Problem(lambda x, u, t, p: A @ x + B @ u, lambda x, u, t, p: x @ x + 0.1 * u @ u,
+                           lambda x, p: 10.0 * x @ x, T)
+    x0s = rng.standard_normal((128, n))
+    sol = ilqg.solve_batch(problem, x0s, np.zeros((T, m)))
+    one = ilqg.solve(problem, x0s[3], np.zeros((T, m)))
+    print(len(jax.devices()), int(sol.iterations[3]) == int(one.iterations),
+          float(np.max(np.abs(np.asarray(sol.us[3]) - np.asarray(one.us)))))
+""")
+
+
+def test_sharded_batch_with_a_large_joint_hessian_finishes():
+    """Regression: the first (probe) and last backward passes of every member computed the PSD projection under
+    ``vmap`` -- LAPACK's eigh above 6 x 6, which deadlocks when the batch is sharded over CPU devices."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", LARGE_JOINT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    devices, same_iterations, diff = out.stdout.split()[-3:]
+    assert devices == "2" and same_iterations == "True" and float(diff) < 1e-10
