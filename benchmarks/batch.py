@@ -334,7 +334,7 @@ def _profile_child(N: int) -> dict:
     out = {"N": N, "slots": batch.default_slots()}
     with tempfile.TemporaryDirectory() as tmp:
         compiled = batch.lower(problem, x0s, us0).compile()
-        out["solve_batch"] = _trace(compiled, (problem, x0s, us0, None), _hlo_categories(compiled.as_text()),
+        out["solve_batch"] = _trace(compiled, (problem, x0s, us0, None, None), _hlo_categories(compiled.as_text()),
                                     os.path.join(tmp, "batch"))
         for ls in ("backtracking", "parallel"):
             options = ilqg.Options(line_search=ls)
@@ -368,7 +368,7 @@ def _profile(N: int) -> dict:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.batch", "--profile", str(N)], env=env, cwd=root,
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        return {"error": proc.stderr[-3000:]}
+        return {"error": common.child_error(proc.stderr)}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -396,7 +396,7 @@ def _devices(N: int, devices: int) -> dict:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.batch", "--devices", str(devices), str(N)], env=env,
                           cwd=root, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        return {"error": proc.stderr[-3000:]}
+        return {"error": common.child_error(proc.stderr)}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -34,6 +34,17 @@ __all__ = [
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def child_error(stderr: str, limit: int = 3000) -> str:
+    """The tail of a failed child's ``stderr`` for the JSON, with this checkout's and the environment's
+    paths made relative (a results file names no machine's directories)."""
+    import sys
+
+    text = stderr[-limit:]
+    for root in sorted({os.path.dirname(HERE), sys.prefix, sys.base_prefix}, key=len, reverse=True):
+        text = text.replace(root + os.sep, "")
+    return text
 DEFAULT_RESULTS_DIR = os.path.join(HERE, "results")
 README_PATH = os.path.join(HERE, "README.md")
 
