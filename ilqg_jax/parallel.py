@@ -159,12 +159,9 @@ def _policy_values(inputs: dict, Vx: Array, K: Array, k: Array, d: Derivatives) 
 
 
 class _Sweep(NamedTuple):
-    K: Array
-    k: Array
-    dV: Array
-    Vx: Array
-    Vxx: Array
-    ok: Array
+    """A sweep's :class:`~ilqg_jax.backward.BackwardResult` and whether it reproduced the values it started from."""
+
+    result: BackwardResult
     done: Array
 
 
@@ -188,7 +185,7 @@ def _sweep(inputs: dict, Vx: Array, Vxx: Array, mu: Array) -> _Sweep:
     done = jnp.all((change <= tol * scale) | ~after_failure)
     Vx_out = jnp.concatenate([Vx_new, Vx[-1:]])
     Vxx_out = jnp.concatenate([Vxx_new, Vxx[-1:]])
-    return _Sweep(K, k, jnp.sum(dV, axis=0), Vx_out, Vxx_out, jnp.all(ok), done)
+    return _Sweep(BackwardResult(K, k, jnp.sum(dV, axis=0), Vx_out, Vxx_out, jnp.all(ok)), done)
 
 
 def parallel_backward_pass(d: Derivatives, mu: Array, second_order: Optional[tuple[Array, Array, Array]] = None,
@@ -233,13 +230,13 @@ def _fixed_point(d: Derivatives, mu: Array, second_order=None, gaps=None) -> tup
     def body(carry):
         it, Vx, _, s = carry
         # Gains of failed steps are not finite: a zero policy there keeps the values finite.
-        K, k = (jnp.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in (s.K, s.k))
+        K, k = (jnp.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in (s.result.K, s.result.k))
         Vx_new, Vxx_new = _policy_values(inputs, Vx, K, k, d)
         return it + 1, Vx_new, Vxx_new, _sweep(inputs, Vx_new, Vxx_new, mu)
 
     def sequential(_):
         r = backward.backward_pass(d, mu, second_order=second_order, gaps=gaps)
-        return jnp.asarray(MAX_ROUNDS + 1, jnp.int32), _Sweep(*r, done=jnp.array(True))
+        return jnp.asarray(MAX_ROUNDS + 1, jnp.int32), _Sweep(r, done=jnp.array(True))
 
     def refine(carry):
         it, _, _, s = jax.lax.while_loop(lambda c: (c[0] < MAX_ROUNDS) & ~c[3].done, body, carry)
@@ -248,7 +245,7 @@ def _fixed_point(d: Derivatives, mu: Array, second_order=None, gaps=None) -> tup
     # The loop sits behind a cond: compiled into the common path, an idle while_loop still costs time on CPU.
     init = (jnp.zeros((), jnp.int32), Vx, Vxx, _sweep(inputs, Vx, Vxx, mu))
     it, s = jax.lax.cond(init[3].done, lambda c: (c[0], c[3]), refine, init)
-    return BackwardResult(s.K, s.k, s.dV, s.Vx, s.Vxx, s.ok), it
+    return s.result, it
 
 
 #: Shortest horizon for which ``"auto"`` picks the parallel schedule on an accelerator (depth argument).
