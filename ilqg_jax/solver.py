@@ -897,6 +897,6 @@ def solve(problem: Problem, x0, us_init, params=None, options: Options = Options
     """
     validate_options(options)
     x0, us_init = validate_inputs(problem, x0, us_init, params)
-    if xs_init is not None:
-        xs_init = validate_states(xs_init, problem.horizon, x0)
-    return _solve_jit(problem, x0, us_init, params, options, xs_init=xs_init)
+    if xs_init is None:  # the same call (and compilation cache entry) as without the keyword
+        return _solve_jit(problem, x0, us_init, params, options)
+    return _solve_jit(problem, x0, us_init, params, options, xs_init=validate_states(xs_init, problem.horizon, x0))
