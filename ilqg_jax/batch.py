@@ -357,6 +357,19 @@ def _empty_slots(load, finish, N: int, S: int, params, params_axis) -> _Slots:
     return _Slots(state, slot_params, member, jnp.zeros((), member.dtype), out)
 
 
+def _load(problem, options, x0s, us_inits, params, xs_inits, us_axis, params_axis, xs_axis, member):
+    """Initial states (and parameters) of the batch members ``member: (S,)``; ``member >= N`` is an empty slot."""
+    N = x0s.shape[0]
+    i = jnp.minimum(member, N - 1)
+    us = us_inits[i] if us_axis == 0 else us_inits
+    p = _member(params, i) if params_axis == 0 else params
+    xs = None if xs_inits is None else (xs_inits[i] if xs_axis == 0 else xs_inits)
+    init_one = functools.partial(solver._init_state, problem, options=options, derivatives_fn=trajectory_derivatives)
+    state = jax.vmap(lambda x, u, q, g: init_one(x0=x, us_init=u, params=q, xs_init=g),
+                     in_axes=(0, us_axis, params_axis, xs_axis))(x0s[i], us, p, xs)
+    return state._replace(status=jnp.where(member < N, state.status, _EMPTY)), p
+
+
 def _solve_local(problem, x0s, us_inits, params, xs_inits, options, us_axis, params_axis, xs_axis, slots, progress,
                  shard_axis=None):
     """Solves every member of ``x0s: (N, n)`` on the current device, ``slots`` members at a time.
@@ -365,21 +378,9 @@ def _solve_local(problem, x0s, us_inits, params, xs_inits, options, us_axis, par
     """
     N = x0s.shape[0]
     S = N if slots is None else max(1, min(int(slots), N))
-    dtype = x0s.dtype
-    alphas = solver.step_sizes(options, dtype)
-    tol = solver.effective_tol(options, dtype)
-    init_one = functools.partial(solver._init_state, problem, options=options,
-                                 derivatives_fn=trajectory_derivatives)
-
-    def load(member):
-        i = jnp.minimum(member, N - 1)
-        us = us_inits[i] if us_axis == 0 else us_inits
-        p = _member(params, i) if params_axis == 0 else params
-        xs = None if xs_inits is None else (xs_inits[i] if xs_axis == 0 else xs_inits)
-        state = jax.vmap(lambda x, u, q, g: init_one(x0=x, us_init=u, params=q, xs_init=g),
-                         in_axes=(0, us_axis, params_axis, xs_axis))(x0s[i], us, p, xs)
-        return state._replace(status=jnp.where(member < N, state.status, _EMPTY)), p
-
+    alphas = solver.step_sizes(options, x0s.dtype)
+    tol = solver.effective_tol(options, x0s.dtype)
+    load = functools.partial(_load, problem, options, x0s, us_inits, params, xs_inits, us_axis, params_axis, xs_axis)
     iterate = functools.partial(_iterate, problem, options, alphas, tol, params_axis)
     def finish(state):
         # Only the finished members' final gains matter; the projection runs when one of them needs it.

@@ -23,7 +23,7 @@ from jax.scipy.linalg import cho_solve as _cho_solve_lapack
 
 Array = jax.Array
 
-__all__ = ["UNROLL_MAX", "cholesky", "cho_solve", "inv", "matmul"]
+__all__ = ["UNROLL_MAX", "cholesky", "cho_solve", "inv", "solve", "matmul"]
 
 UNROLL_MAX = 6
 
@@ -86,6 +86,23 @@ def inv(A: Array) -> Array:
             if i != j:
                 rows[i] = rows[i] - rows[i][..., j:j + 1] * rows[j]
     return jnp.stack(rows, axis=-2)[..., n:]
+
+
+def solve(A: Array, b: Array) -> Array:
+    """Solves ``A x = b`` for one square ``A: (n, n)`` and ``b: (n,)`` or ``(n, k)``, unrolled for small ``n``.
+
+    What the systems' equations of motion need (a mass matrix, ``n = 2``):
+    ``jnp.linalg.solve`` would be a LAPACK call (LU, then triangular solves)
+    per evaluation -- per time step and per derivative inside the solver's
+    loops -- and LAPACK calls from several XLA CPU devices at once share one
+    thread pool. Up to :data:`UNROLL_MAX`: ``inv(A) @ b`` (:func:`inv`), above
+    it ``jnp.linalg.solve``.
+    """
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or b.shape[0] != A.shape[0] or b.ndim not in (1, 2):
+        raise ValueError(f"solve expects A: (n, n) and b: (n,) or (n, k), got {A.shape} and {b.shape}.")
+    if A.shape[-1] > UNROLL_MAX:
+        return jnp.linalg.solve(A, b)
+    return jnp.sum(inv(A)[:, :, None] * (b[None, :, None] if b.ndim == 1 else b[None]), axis=1).reshape(b.shape)
 
 
 def _adjugate(A: Array) -> Array:

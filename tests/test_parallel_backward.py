@@ -114,6 +114,18 @@ def test_small_inverse_matches_numpy(n):
     np.testing.assert_allclose(linalg.inv(jnp.asarray(A)), np.linalg.inv(A), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_small_solve_matches_numpy_and_has_no_lapack_call(n):
+    rng = np.random.default_rng(10 + n)
+    A, b, B = rng.standard_normal((n, n)) + n * np.eye(n), rng.standard_normal(n), rng.standard_normal((n, 3))
+    np.testing.assert_allclose(linalg.solve(jnp.asarray(A), jnp.asarray(b)), np.linalg.solve(A, b), rtol=1e-10)
+    np.testing.assert_allclose(linalg.solve(jnp.asarray(A), jnp.asarray(B)), np.linalg.solve(A, B), rtol=1e-10)
+    hlo = jax.jit(linalg.solve).lower(jnp.asarray(A), jnp.asarray(b)).as_text()
+    assert ("custom_call" in hlo) == (n > linalg.UNROLL_MAX)  # LAPACK only above the unrolled sizes
+    with pytest.raises(ValueError, match=r"\(3, 2\)"):
+        linalg.solve(jnp.ones((3, 2)), jnp.ones(3))
+
+
 @pytest.mark.parametrize("batch", [5, linalg.BROADCAST_MAX + 1])
 def test_small_matmul_matches_numpy(batch):
     rng = np.random.default_rng(batch)

@@ -30,6 +30,7 @@ from typing import NamedTuple, Tuple
 import jax
 import jax.numpy as jnp
 
+from ilqg_jax import linalg
 from ilqg_jax.problem import Problem
 from ilqg_jax.systems import angles, integrators
 from ilqg_jax.systems.two_link_arm import bias_forces, mass_matrix
@@ -96,7 +97,7 @@ def continuous_dynamics(x: Array, u: Array, params: Params) -> Array:
     q, qdot = x[:2], x[2:]
     a1, a2, a3 = _coefficients(params)
     rhs = _gravity_torque(q, params) - bias_forces(q[1], qdot, a2) + jnp.array([0.0, 1.0]) * u[0]
-    qddot = jnp.linalg.solve(mass_matrix(q[1], a1, a2, a3), rhs)
+    qddot = linalg.solve(mass_matrix(q[1], a1, a2, a3), rhs)
     return jnp.concatenate([qdot, qddot])
 
 

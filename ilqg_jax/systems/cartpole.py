@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ilqg_jax import linalg
 from ilqg_jax.problem import Problem
 from ilqg_jax.systems import angles, integrators
 
@@ -81,7 +82,7 @@ def continuous_dynamics(x: Array, u: Array, params: Params) -> Array:
     mp, l = params.pole_mass, params.pole_com
     rhs = jnp.array([u[0] + mp * l * jnp.sin(th) * th_dot ** 2,
                      mp * params.gravity * l * jnp.sin(th)])
-    qddot = jnp.linalg.solve(_mass_matrix(th, params), rhs)
+    qddot = linalg.solve(_mass_matrix(th, params), rhs)
     return jnp.concatenate([x[2:], qddot])
 
 

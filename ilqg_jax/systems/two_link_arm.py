@@ -35,6 +35,7 @@ from typing import NamedTuple, Tuple
 import jax
 import jax.numpy as jnp
 
+from ilqg_jax import linalg
 from ilqg_jax.problem import Problem
 from ilqg_jax.systems import integrators
 
@@ -108,7 +109,7 @@ def continuous_dynamics(x: Array, u: Array, params: Params) -> Array:
     qdot = x[2:]
     a1, a2, a3 = _coefficients(params)
     rhs = u - bias_forces(x[1], qdot, a2) - params.B @ qdot
-    qddot = jnp.linalg.solve(mass_matrix(x[1], a1, a2, a3), rhs)
+    qddot = linalg.solve(mass_matrix(x[1], a1, a2, a3), rhs)
     return jnp.concatenate([qdot, qddot])
 
 
