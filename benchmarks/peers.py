@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -341,13 +342,20 @@ def _solve_batch(cfg: Config, procs: int) -> list:
     try:
         proc = subprocess.run([sys.executable, "-m", "benchmarks.peers", "--batch-child", *args], env=env,
                               cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        error = None if proc.returncode == 0 else f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+        error = None if proc.returncode == 0 else f"failed (exit code {proc.returncode}): {_last_error(proc.stderr)}"
     except subprocess.TimeoutExpired:
         error = f"no result within {timeout} s"
     if error is None:
         return json.loads(proc.stdout.strip().splitlines()[-1])["records"]
     print(f"[peers] solve_batch {error}", flush=True)
     return [{"solver": "ilqg_jax.solve_batch", "system": s, "error": error} for s in cfg.batch_systems]
+
+
+def _last_error(stderr: str) -> str:
+    """The last exception line of a child's ``stderr`` (XLA's warnings come after it), else its last line."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\b", ln)]
+    return (errors or lines or ["no output"])[-1][:300]
 
 
 def _usable_cores() -> int:
