@@ -310,7 +310,9 @@ def _iterate(problem, options, alphas, tol, params_axis, state, params):
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV, state.gaps)
     with jax.named_scope("line_search"):
         step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
-    any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(state, step))
+    full_expected = -jnp.sum(bw.dV, axis=-1)  # (members,): a full step's expected decrease
+    any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(
+        state, step, full_expected))
     update = functools.partial(solver._update, problem, options=options, tol=tol,
                                derivatives_fn=trajectory_derivatives, any_second=any_second)
     with jax.named_scope("update"):

@@ -148,8 +148,9 @@ class Options(NamedTuple):
         derivatives contracted with ``Vx`` to the ``Q`` expansion
         (``jax.hessian`` of the dynamics).
       ddp_switch: with ``second_order=False``, switch those terms on (for the
-        rest of the solve) once an accepted full step with ``mu = 0`` lowers
-        the cost by less than this fraction: Gauss-Newton (iLQG) steps far
+        rest of the solve) once an accepted step with ``mu = 0`` lowers the
+        cost by less than this fraction with ``alpha = 1``, or its model
+        promised less for a full step: Gauss-Newton (iLQG) steps far
         from the optimum, where they are robust, and Newton (DDP) steps near
         it, where iLQG only converges linearly. ``0``: plain iLQG throughout.
         A positive value keeps the dynamics' Hessians of the trajectory in the
@@ -517,18 +518,25 @@ def _no_step(state: _State):
     return jnp.array(False), jnp.asarray(jnp.nan, state.cost.dtype), state.xs, state.us, state.cost, jnp.array(False)
 
 
-def _next_second(options: Options, state: _State, step) -> Array:
+def _next_second(options: Options, state: _State, step, full_expected) -> Array:
     """Whether the next iteration is a Newton (DDP) one, given this iteration's ``step``.
 
-    Newton steps once Gauss-Newton ones only crawl (a full, unregularised
-    step gaining less than ``ddp_switch``); back to Gauss-Newton as soon as a
-    Newton step fails at ``mu >= DDP_MU_MAX``.
+    Newton steps once Gauss-Newton ones only crawl: an accepted, unregularised
+    step from a trajectory without gaps that gained less than ``ddp_switch``
+    (relative) with ``alpha = 1``, or whose model's full step
+    (``full_expected``) promised less, whatever step size the line search
+    took (Gauss-Newton steps shortened to ``alpha < 1`` near a minimum where
+    the dynamics' curvature matters would otherwise crawl on and stall). A
+    step that closes gaps (``xs_init``) may raise the cost: that is no crawl.
+    Back to Gauss-Newton as soon as a Newton step fails at ``mu >= DDP_MU_MAX``.
     """
     if not _hybrid(options, state.xs.shape[1]):
         return state.second
     accepted, alpha, cost = step[0], step[1], step[4]
-    rel_decrease = (state.cost - cost) / jnp.abs(state.cost)
-    crawl = accepted & (alpha == 1) & (state.mu <= options.mu_min) & (rel_decrease < options.ddp_switch)
+    scale = jnp.abs(state.cost)
+    gained_little = (alpha == 1) & (state.cost - cost < options.ddp_switch * scale)
+    small = gained_little | (full_expected < options.ddp_switch * scale)
+    crawl = accepted & (state.mu <= options.mu_min) & small & ~_has_gaps(state)
     return (state.second & (accepted | (state.mu < DDP_MU_MAX))) | crawl
 
 
@@ -545,7 +553,7 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     accepted, alpha, xs, us, cost, hit_nonfinite = step
     full_expected = -(bw.dV[0] + bw.dV[1])
     stat = jnp.where(bw.ok, stationarity(bw.k, state.us), jnp.inf)
-    second = _next_second(options, state, step)
+    second = _next_second(options, state, step, full_expected)
     derivs, d2 = jax.lax.cond(
         accepted, lambda _: _derivatives(problem, xs, us, params, options, derivatives_fn, second, any_second),
         lambda _: (state.derivs, state.d2), None)
