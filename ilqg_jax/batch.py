@@ -241,7 +241,7 @@ def _try_steps(problem, options, nominal: _Nominal, params, alphas):
     roll = functools.partial(solver.closed_loop_rollout, problem, nominal.xs[0], nominal.xs, nominal.us,
                              nominal.K, nominal.k, params=params, unroll=options.unroll, gaps=nominal.gaps)
     xs, us, costs = jax.vmap(roll)(alphas)
-    expected = -(alphas * nominal.dV[0] + alphas**2 * nominal.dV[1])
+    expected = solver.expected_decrease(nominal.dV, alphas)
     gapped = False if nominal.gaps is None else jnp.any(nominal.gaps != 0)
     ok = solver._accept(nominal.cost, costs, expected, options.min_reduction_ratio, gapped)
     i = jnp.argmax(ok)
@@ -310,7 +310,7 @@ def _iterate(problem, options, alphas, tol, params_axis, state, params):
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV, state.gaps)
     with jax.named_scope("line_search"):
         step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
-    full_expected = -jnp.sum(bw.dV, axis=-1)  # (members,): a full step's expected decrease
+    full_expected = solver.expected_decrease(bw.dV)  # (members,)
     any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(
         state, step, full_expected))
     update = functools.partial(solver._update, problem, options=options, tol=tol,

@@ -307,6 +307,16 @@ def stationarity(k: Array, us: Array) -> Array:
     return jnp.max(jnp.abs(k) / (1.0 + jnp.abs(us)))
 
 
+def expected_decrease(dV: Array, alpha=1.0) -> Array:
+    """The decrease of the cost the quadratic model predicts for a step of size ``alpha``.
+
+    ``-(alpha dV[0] + alpha^2 dV[1])`` for the backward pass's ``dV: (..., 2)``
+    (leading axes: batch members), ``alpha`` a scalar or an array that
+    broadcasts against them (step sizes of a line search).
+    """
+    return -(alpha * dV[..., 0] + alpha**2 * dV[..., 1])
+
+
 def step_sizes(options: Options, dtype) -> Array:
     """Line-search step sizes ``alpha``: log-spaced from 1 down to ``min_step``."""
     return jnp.asarray(np.logspace(0.0, np.log10(options.min_step), options.line_search_steps), dtype)
@@ -390,8 +400,7 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
                              params=params, unroll=options.unroll, gaps=state.gaps)
     gapped = _has_gaps(state)
 
-    def expected(alpha):
-        return -(alpha * bw.dV[0] + alpha**2 * bw.dV[1])
+    expected = functools.partial(expected_decrease, bw.dV)
 
     if options.line_search == "parallel":
         xs, us, costs = jax.vmap(roll)(alphas)
@@ -551,7 +560,7 @@ def _update(problem, params, options, tol, derivatives_fn, state: _State, bw: Ba
     Hessians (see :func:`_derivatives`).
     """
     accepted, alpha, xs, us, cost, hit_nonfinite = step
-    full_expected = -(bw.dV[0] + bw.dV[1])
+    full_expected = expected_decrease(bw.dV)
     stat = jnp.where(bw.ok, stationarity(bw.k, state.us), jnp.inf)
     second = _next_second(options, state, step, full_expected)
     derivs, d2 = jax.lax.cond(
@@ -725,7 +734,7 @@ def _newton_probe(problem, params, options, derivatives_fn, state: _State) -> _S
     bw = _backward(problem, state._replace(mu=zero), zero, options, any_convex=jnp.array(False))
     xs, us, cost = closed_loop_rollout(problem, state.xs[0], state.xs, state.us, bw.K, bw.k, 1.0, params,
                                        options.unroll, gaps=state.gaps)
-    full_expected = -(bw.dV[0] + bw.dV[1])
+    full_expected = expected_decrease(bw.dV)
     exact = (bw.ok & (state.status == _RUNNING) & jnp.isfinite(cost) & (full_expected != 0)
              & (jnp.abs((state.cost - cost) / full_expected - 1) < EXACT_MODEL))
     tol = effective_tol(options, state.cost.dtype)
