@@ -400,11 +400,9 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
                              params=params, unroll=options.unroll, gaps=state.gaps)
     gapped = _has_gaps(state)
 
-    expected = functools.partial(expected_decrease, bw.dV)
-
     if options.line_search == "parallel":
         xs, us, costs = jax.vmap(roll)(alphas)
-        ok = _accept(state.cost, costs, jax.vmap(expected)(alphas), options.min_reduction_ratio, gapped)
+        ok = _accept(state.cost, costs, expected_decrease(bw.dV, alphas), options.min_reduction_ratio, gapped)
         i = jnp.argmax(ok)
         tried = jnp.where(ok[i], jnp.arange(alphas.shape[0]) < i, True)
         return ok[i], alphas[i], xs[i], us[i], costs[i], jnp.any(tried & ~jnp.isfinite(costs))
@@ -417,7 +415,7 @@ def _line_search(problem, params, options, state: _State, bw: BackwardResult, al
         i, _, _, _, _, _, hit_nonfinite = c
         alpha = alphas[i]
         xs, us, cost = roll(alpha)
-        ok = _accept(state.cost, cost, expected(alpha), options.min_reduction_ratio, gapped)
+        ok = _accept(state.cost, cost, expected_decrease(bw.dV, alpha), options.min_reduction_ratio, gapped)
         return i + 1, ok, alpha, xs, us, cost, hit_nonfinite | ~jnp.isfinite(cost)
 
     init = (jnp.array(0), jnp.array(False), alphas[0], state.xs, state.us, state.cost, jnp.array(False))
