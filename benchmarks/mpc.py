@@ -38,6 +38,11 @@ plan before the first step is timed on its own.
 not know) and with measurement noise on the state it is given (Gaussian,
 0.02 rad on the angle and 0.1 rad/s on the speed, fresh every step). The optimum stays the
 environment's (the best any controller could do on it).
+
+**Diagnostic** (full mode, chosen on nothing). The plan before the first step looking further ahead
+than the horizon (90..180 steps; the controller then starts from its first 60), on the selection
+seeds and on the reported episodes furthest below their optimum: whether the first plan's choice
+of swing, made by a 60-step horizon and its terminal cost, is what those episodes lose on.
 """
 
 from __future__ import annotations
@@ -93,8 +98,13 @@ def _controller(horizon=None, max_iter=None, plan_iter=None, lqr=True, mass=1.0,
     return mpc, (ilqg.Options(max_iter=plan_iter) if plan_iter else None)
 
 
-def _first_state(mpc, plan, x0):
-    """The controller's state before the first step (traceable): the plan from the guesses, or zeros."""
+def _first_state(mpc, plan, x0, plan_horizon=None):
+    """The controller's state before the first step (traceable): the plan from the guesses, or zeros.
+
+    ``plan_horizon`` (diagnostic, > the horizon): the plan looks that many steps ahead (same costs,
+    terminal cost at its end) and the controller starts from its first ``horizon`` steps."""
+    import dataclasses
+
     import jax.numpy as jnp
 
     from ilqg_jax.mpc import init_unchecked, plan_unchecked
@@ -103,10 +113,13 @@ def _first_state(mpc, plan, x0):
     H = mpc.problem.horizon
     if plan is None:
         return init_unchecked(mpc, x0, jnp.zeros((H, 1), x0.dtype))
-    return plan_unchecked(mpc, x0, gp.initial_guesses(x0, H, mpc.params), plan)
+    L = H if plan_horizon is None else plan_horizon
+    planner = dataclasses.replace(mpc, problem=dataclasses.replace(mpc.problem, horizon=L))
+    state = plan_unchecked(planner, x0, gp.initial_guesses(x0, L, mpc.params), plan)
+    return state._replace(xs=state.xs[:H + 1], us=state.us[:H], K=state.K[:H])
 
 
-def _episodes(mpc, x0s, noise, plan):
+def _episodes(mpc, x0s, noise, plan, plan_horizon=None):
     import jax
     import jax.numpy as jnp
 
@@ -114,7 +127,7 @@ def _episodes(mpc, x0s, noise, plan):
     from ilqg_jax.systems import gym_pendulum as gp
 
     def episode(x0, v):
-        state = _first_state(mpc, plan, x0)
+        state = _first_state(mpc, plan, x0, plan_horizon)
         r = simulate_unchecked(mpc, x0, gp.EPISODE_STEPS, plant=gp.env_step, params=gp.default_params().model,
                                state=state, noise=v)
         return r.us, jnp.sum(gp.env_reward(r.xs[:-1], r.us))
@@ -125,7 +138,7 @@ def _episodes(mpc, x0s, noise, plan):
 _EPISODES = {}
 
 
-def _closed_loop(mpc, plan, x0s, noise=None) -> tuple[np.ndarray, np.ndarray]:
+def _closed_loop(mpc, plan, x0s, noise=None, plan_horizon=None) -> tuple[np.ndarray, np.ndarray]:
     """Controls ``(N, 200, 1)`` applied by ``mpc`` in episodes from ``x0s`` on the environment's exact step
     (its own model, whatever the controller's), and the episodes' returns ``(N,)``. One program per
     horizon and plan: the controller's parameters are traced, so the robustness rows reuse it."""
@@ -134,12 +147,13 @@ def _closed_loop(mpc, plan, x0s, noise=None) -> tuple[np.ndarray, np.ndarray]:
 
     from ilqg_jax.systems import gym_pendulum as gp
 
-    if plan not in _EPISODES:
-        _EPISODES[plan] = jax.jit(_episodes, static_argnames=("plan",))
+    key = (plan, plan_horizon)
+    if key not in _EPISODES:
+        _EPISODES[key] = jax.jit(_episodes, static_argnames=("plan", "plan_horizon"))
     x0s = jnp.asarray(x0s)
     if noise is None:
         noise = np.zeros((x0s.shape[0], gp.EPISODE_STEPS, 2))
-    us, returns = _EPISODES[plan](mpc, x0s, jnp.asarray(noise), plan=plan)
+    us, returns = _EPISODES[key](mpc, x0s, jnp.asarray(noise), plan=plan, plan_horizon=plan_horizon)
     return np.asarray(us), np.asarray(returns)
 
 
@@ -273,8 +287,9 @@ def _selection_variants():
     ]
 
 
-def _selection(results_dir) -> tuple[list, list]:
-    """The alternatives, re-measured on the selection seeds against their optimum."""
+def _selection(results_dir) -> tuple[list, list, tuple]:
+    """The alternatives, re-measured on the selection seeds against their optimum; also ``(x0s, optimum)``
+    of those seeds."""
     seeds = list(SELECTION_SEEDS)
     x0s = _initial_states(seeds)
     variants = _selection_variants()
@@ -289,7 +304,35 @@ def _selection(results_dir) -> tuple[list, list]:
         t = _step_timing(*_controller(**kw), x0s[0], steps=60)
         rows.append(_row(label, s) + [t["median_ms"], t["plan_ms"]])
         data.append({"label": label, "settings": kw, **s, "timing": t})
-    return rows, data
+    return rows, data, (x0s, opt["returns"])
+
+
+#: Look-ahead of the plan before the first step, in the diagnostic table (the chosen one first).
+PLAN_HORIZONS = (60, 90, 120, 150, 180)
+#: Reported episodes the diagnostic table re-runs: those furthest below their optimum.
+WORST_EPISODES = 3
+
+
+def _lookahead(selection, seeds, x0s, opt, chosen) -> tuple[list, list, dict]:
+    """Diagnostic, chosen on nothing: the plan before the first step looking further ahead than the
+    horizon (the controller starts from its first ``MPC_HORIZON`` steps), on the selection seeds and on
+    the reported episodes furthest below their optimum. ``selection = (x0s, optimum)`` of the selection
+    seeds; ``chosen``: the chosen controller's stats on ``seeds``. Returns ``(columns, rows, data)``."""
+    from ilqg_jax.systems import gym_pendulum as gp
+
+    worst = np.argsort(np.asarray(chosen["returns"]) - opt)[:WORST_EPISODES]
+    sel_x0s, sel_opt = selection
+    columns = ["plan look-ahead (steps)", "selection: gap (%)", "selection: episodes beyond max(5%, 5)"] + [
+        f"seed {seeds[i]:,} (optimum {opt[i]:.1f})" for i in worst]
+    rows, data = [], {"worst_seed_indices": worst.tolist(), "rows": []}
+    for L in PLAN_HORIZONS:
+        print(f"[mpc] plan look-ahead {L}", flush=True)
+        L_arg = None if L == gp.MPC_HORIZON else L
+        s = _gap_stats(_closed_loop(*_controller(), sel_x0s, plan_horizon=L_arg)[1], sel_opt)
+        _, returns = _closed_loop(*_controller(), x0s[worst], plan_horizon=L_arg)
+        rows.append([L, s["gap_pct"], s["violations"], *returns.tolist()])
+        data["rows"].append({"plan_horizon": L, "selection": s, "worst_returns": returns.tolist()})
+    return columns, rows, data
 
 
 def _example_check(seeds, simulated) -> dict:
@@ -410,11 +453,20 @@ def run(quick: bool = False, results_dir: str = common.DEFAULT_RESULTS_DIR) -> d
             "settings": {"horizon": gp.MPC_HORIZON, "max_iter": gp.MPC_MAX_ITER, "plan_iter": gp.MPC_PLAN_ITER,
                          "selection_seeds": [SELECTION_SEEDS.start, SELECTION_SEEDS.stop - 1]}}
     if not quick:
-        rows, data["selection"] = _selection(results_dir)
+        rows, data["selection"], selection = _selection(results_dir)
         tables.append(common.table(
             "Selection: the alternatives on seeds 0..99 (where the settings were chosen)",
             _ROW_COLUMNS + ["step wall median (ms)", "plan (ms)"], rows,
             note="Each row changes one setting of the chosen controller; step times from 60 warm calls."))
+        columns, rows, data["lookahead"] = _lookahead(selection, seeds, x0s, opt["returns"], stats)
+        tables.append(common.table(
+            "Diagnostic: the plan before the first step looking further ahead (not used to choose settings)",
+            columns, rows,
+            note=f"The plan solves {'/'.join(map(str, PLAN_HORIZONS))} steps from each guess and the "
+                 f"controller starts from its first {gp.MPC_HORIZON}; everything else is the chosen "
+                 "controller. Columns on the right: the reported episodes furthest below their optimum "
+                 "under the chosen controller, and their returns with each look-ahead (a return above "
+                 "the optimum shown is one the optimum search missed)."))
     checks = {"returns_finite": bool(np.isfinite(stats["returns"]).all()),
               "ipopt_finds_no_better_optimum": all(r["diff"] <= 1e-6 * abs(r["ours"]) + 1e-6 for r in ipopt),
               **({} if quick else {"example_matches_simulation": example["max_abs_diff"] < 1e-2})}

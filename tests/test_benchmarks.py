@@ -319,3 +319,37 @@ def test_missing_peers_get_rows_that_say_not_installed():
     rows = peers._single_rows(single, available) + peers._batch_rows([], peers.QUICK, available)
     assert len(rows) == 4
     assert all(r[2] == "not installed" and r[3:] == [None] * (len(r) - 3) for r in rows), rows
+
+
+# ----------------------------------------------------------------------------- MPC diagnostic
+
+def test_a_longer_plan_starts_the_controller_on_its_first_steps():
+    """The diagnostic's plan over ``L`` steps: the controller starts from the first ``H`` steps of the
+    cheapest of the ``L``-step solves; with ``L = H`` it is the chosen controller's plan, bit for bit."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    import ilqg_jax as ilqg
+    from benchmarks import mpc as bm
+    from ilqg_jax.systems import gym_pendulum as gp
+
+    mpc, _ = bm._controller(horizon=20)
+    plan = ilqg.Options(max_iter=15)
+    x0 = jnp.array([2.8, -0.5])
+    first_state = jax.jit(bm._first_state, static_argnames=("plan", "plan_horizon"))
+    chosen = first_state(mpc, plan, x0)
+    same = first_state(mpc, plan, x0, plan_horizon=20)
+    for a, b in zip(jax.tree_util.tree_leaves(chosen), jax.tree_util.tree_leaves(same)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    longer = first_state(mpc, plan, x0, plan_horizon=40)
+    assert longer.xs.shape == (21, 2) and longer.us.shape == (20, 1) and longer.K.shape == (20, 1, 2)
+    long_problem = dataclasses.replace(mpc.problem, horizon=40)
+    sols = [ilqg.solve(long_problem, x0, g, mpc.params, plan) for g in gp.initial_guesses(x0, 40, mpc.params)]
+    best = min(sols, key=lambda s: float(s.cost))
+    assert float(longer.cost) == pytest.approx(float(best.cost), rel=1e-12)
+    np.testing.assert_allclose(np.asarray(longer.us), np.asarray(best.us[:20]), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(longer.xs), np.asarray(best.xs[:21]), rtol=0, atol=1e-10)
