@@ -281,6 +281,7 @@ def test_peer_models_equal_their_crocoddyl_twins(system):
     err = peer_models.check_agreement(system, count=10, seed=3)
     assert err["agree"] and err["max"] <= 1e-12, err
 
+
 def test_crocoddyl_optimum_is_certified_from_a_warm_start():
     """Crocoddyl's DDP solution of the double pendulum, as a warm start, is certified stationary here.
 
@@ -308,7 +309,6 @@ def test_crocoddyl_optimum_is_certified_from_a_warm_start():
     assert sol.iterations <= 20
     assert float(sol.cost) <= ddp.cost * (1 + 1e-12)
     np.testing.assert_allclose(float(sol.cost), ddp.cost, rtol=1e-8)
-
 
 
 def test_missing_peers_get_rows_that_say_not_installed():
