@@ -7,10 +7,10 @@ regularisation schedule and line search used here); Tassa, Mansard & Todorov
 
 One iteration: quadratize the current trajectory
 (:func:`~ilqg_jax.derivatives.trajectory_derivatives`), run the backward pass
-(:func:`~ilqg_jax.backward.backward_pass`) with ``Quu + mu I``, then a
-closed-loop forward pass ``u = u_bar + alpha k + K (x - x_bar)`` re-simulated
-through the dynamics, accepting the largest step ``alpha`` that lowers the
-cost. The outer loop is a ``lax.while_loop``; nothing leaves the device until
+(:func:`~ilqg_jax.backward.backward_pass`) with ``Quu + mu I`` (again with a
+larger ``mu`` until that is positive definite), then a closed-loop forward
+pass ``u = u_bar + alpha k + K (x - x_bar)`` re-simulated through the
+dynamics, accepting the largest step ``alpha`` that lowers the cost. The outer loop is a ``lax.while_loop``; nothing leaves the device until
 the solve is done, and failures are reported as a :class:`Status`, never raised.
 """
 
@@ -45,9 +45,12 @@ STALL_ITERATIONS = 10
 #: A full step whose actual gain matches the expected one to this fraction (0.1%) ends the regularisation
 #: (``mu = 0``): the model is exact there (a linear-quadratic problem, or a Newton step near the optimum).
 EXACT_MODEL = 1e-3
-#: Newton (DDP) steps continue after a rejected step while ``mu`` stays below this; beyond it the
-#: solver falls back to Gauss-Newton steps on convexified costs.
+#: Newton (DDP) steps continue after a rejected step (or a failed backward pass) while ``mu`` stays below
+#: this; beyond it the solver falls back to Gauss-Newton steps on convexified costs.
 DDP_MU_MAX = 1.0
+#: Most backward passes one iteration runs, raising ``mu`` after each failed one (``_regularised_backward``):
+#: from ``mu_min = 1e-6`` the default schedule passes ``mu_max = 1e10`` after 13.
+MAX_RETRIES = 100
 #: The DDP switch applies to problems with at most this many states: the dynamics' Hessians cost
 #: ``T n (n+m)^2`` numbers of memory and ``n + m`` Jacobian-vector passes per time step, which outgrow the
 #: rest of an iteration beyond a dozen states (``Options(second_order=True)`` still forces full DDP).
@@ -136,7 +139,10 @@ class Options(NamedTuple):
         full step first and keeps it when the quadratic model predicted its
         gain (an LQ problem: solved in one iteration, certified in the
         second; a warm start at the optimum); otherwise it starts from
-        ``mu_init`` (see ``_newton_probe``).
+        ``mu_init`` (see ``_newton_probe``). A backward pass that fails
+        (``Quu + mu I`` not positive definite) raises ``mu`` and runs again
+        within the same iteration, as in Tassa et al.'s and Crocoddyl's
+        solvers; a line search that finds no step raises it for the next.
       line_search: ``"backtracking"`` (try ``alpha = 1, ...`` one rollout at a
         time in a ``lax.while_loop``) or ``"parallel"`` (all step sizes at
         once with ``vmap``).
@@ -507,8 +513,44 @@ def _schedule(options: Options, us_shape, n: int) -> str:
     return parallel.choose_backward(jax.default_backend(), T, n, m)
 
 
-def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _State) -> _State:
+def _regularised_backward(problem, options, state: _State) -> tuple[_State, BackwardResult]:
+    """Backward passes at a rising ``mu`` until one succeeds (``Quu + mu I`` positive definite everywhere).
+
+    Tassa, Erez & Todorov (2012) and Crocoddyl raise the regularisation and
+    run the backward pass again within the iteration; only a failed line
+    search costs one. Each failure raises ``mu`` (:func:`_raised`). Stops
+    past ``Options.mu_max`` (or after :data:`MAX_RETRIES` passes: ``mu_min = 0``
+    never rises) with ``ok = False``. Returns the state the rest of the
+    iteration sees (its ``mu`` the one that succeeded) and the pass.
+    :mod:`ilqg_jax.batch` runs the same loop over a batch.
+    """
     bw = _backward(problem, state, state.mu, options)
+
+    def body(c):
+        s, _, i = c
+        s = _raised(options, s)
+        return s, _backward(problem, s, s.mu, options), i + 1
+
+    state, bw, _ = jax.lax.while_loop(lambda c: _retry(options, c[0], c[1]) & (c[2] < MAX_RETRIES), body,
+                                      (state, bw, jnp.array(0, jnp.int32)))
+    return state, bw
+
+
+def _retry(options: Options, state: _State, bw: BackwardResult) -> Array:
+    """Whether the backward pass ``bw`` at ``state`` failed with room left to raise ``mu``."""
+    return ~bw.ok & (state.mu <= options.mu_max)
+
+
+def _raised(options: Options, state: _State) -> _State:
+    """``state`` after a failed backward pass: ``mu`` raised by the schedule, the cost Hessians convexified
+    (``state.convex``) and Newton (DDP) steps ended once ``mu`` reaches :data:`DDP_MU_MAX`."""
+    mu, dmu = _increase(state.mu, state.dmu, options)
+    second = (state.second & (mu < DDP_MU_MAX)) | options.second_order
+    return state._replace(mu=mu, dmu=dmu, convex=jnp.ones_like(state.convex), second=second)
+
+
+def _iteration(problem, params, options, alphas, tol, derivatives_fn, state: _State) -> _State:
+    state, bw = _regularised_backward(problem, options, state)
 
     def search(_):
         return _line_search(problem, params, options, state, bw, alphas)

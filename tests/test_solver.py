@@ -84,9 +84,11 @@ def test_lqr_with_default_options_is_solved_in_one_iteration_and_certified_in_th
 def test_newton_probe_is_rejected_where_the_model_is_poor():
     """Far from the optimum of a nonlinear problem the probe is not kept: iteration 1 is regularised."""
     problem = pendulum.swing_up()
-    sol = ilqg.solve(problem, X0, np.zeros((problem.horizon, 1)), options=ilqg.Options(max_iter=1))
+    us = 0.1 * np.random.default_rng(0).standard_normal((problem.horizon, 1))
+    sol = ilqg.solve(problem, X0, us, options=ilqg.Options(max_iter=1))
     assert float(sol.history.mu[0]) == 1.0
-    assert float(sol.history.mu[1]) != 0.0
+    assert float(sol.history.mu[1]) >= 0.5  # a kept probe leaves mu = 0; a regularised step lowers it by 1.6 at most
+    assert float(sol.history.cost[1]) < float(sol.history.cost[0])
 
 
 # --- Derivatives -------------------------------------------------------------------------------------
