@@ -10,8 +10,9 @@ One iteration: quadratize the current trajectory
 (:func:`~ilqg_jax.backward.backward_pass`) with ``Quu + mu I`` (again with a
 larger ``mu`` until that is positive definite), then a closed-loop forward
 pass ``u = u_bar + alpha k + K (x - x_bar)`` re-simulated through the
-dynamics, accepting the largest step ``alpha`` that lowers the cost. The outer loop is a ``lax.while_loop``; nothing leaves the device until
-the solve is done, and failures are reported as a :class:`Status`, never raised.
+dynamics, accepting the largest step ``alpha`` that lowers the cost. The
+outer loop is a ``lax.while_loop``; nothing leaves the device until the solve
+is done, and failures are reported as a :class:`Status`, never raised.
 """
 
 from __future__ import annotations
