@@ -423,8 +423,10 @@ fig = viz.plot_trajectory(swing.xs, swing.us, task.dt, task.state_labels, task.c
                           reference=[0.0, 0.0], title="Swing-up from hanging to upright")
 '''),
         md(r"""
-        The log shows the schedule at work: the first steps are rejected and $\mu$ rises until
-        the quadratic model can be trusted; then $\mu$ falls to zero, and with full steps
+        The log shows the schedule at work: $\mu$ starts at `mu_init` $= 1$ (a backward pass
+        that fails is run again at a larger $\mu$ within the same iteration, and a step the
+        line search rejects raises it for the next); it falls after every accepted step to
+        zero, and then with full steps
         ($\alpha = 1$) the expected decrease shrinks about tenfold per iteration until it is
         below the tolerance. The torque first swings the rod *away* to gain energy, then brings
         it over the top and brakes.
