@@ -301,49 +301,37 @@ def _where(mask, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
-def _regularised_backward(problem, options, state, running):
-    """:func:`ilqg_jax.solver._regularised_backward` over the members (leading axis of ``state``): backward
-    passes at a rising ``mu`` for the running members whose last one failed, until none did.
+def _iterate(problem, options, alphas, tol, params_axis, state, params):
+    """One iteration of every running member (``state`` has a leading member axis); others unchanged.
 
+    A member whose backward pass fails with room to raise ``mu`` (:func:`ilqg_jax.solver._retry`) only
+    raises it (:func:`ilqg_jax.solver._raised`): its next pass here is the retry that
+    :func:`ilqg_jax.solver._regularised_backward` runs within the iteration, and its iteration count
+    stays. (A retry loop inside the batched iteration would hold every member back while a few retry;
+    here a retry costs its member one pass of the loop and the others go on.)
     The PSD projection of the cost Hessians runs only when a member needs it (``any_convex``: under
     ``vmap`` a ``lax.cond`` on a batched flag computes both branches, and LAPACK's ``eigh`` on large joint
     Hessians deadlocks when the batch is sharded over CPU devices).
     """
-    def backward(s, need):
-        any_convex = jnp.any(need & s.convex & ~s.second & (s.mu > 0))
-        return jax.vmap(lambda m: solver._backward(problem, m, m.mu, options, any_convex))(s)
-
-    def need(s, b):
-        return running & jax.vmap(functools.partial(solver._retry, options))(s, b)
-
-    def body(c):
-        s, b, i = c
-        failed = need(s, b)
-        s = _where(failed, jax.vmap(functools.partial(solver._raised, options))(s), s)
-        return s, _where(failed, backward(s, failed), b), i + 1
-
-    init = (state, backward(state, running), jnp.array(0, jnp.int32))
-    state, bw, _ = jax.lax.while_loop(lambda c: jnp.any(need(c[0], c[1])) & (c[2] < solver.MAX_RETRIES), body, init)
-    return state, bw
-
-
-def _iterate(problem, options, alphas, tol, params_axis, state, params):
-    """One iteration of every running member (``state`` has a leading member axis); others unchanged."""
     running = state.status == solver._RUNNING
     with jax.named_scope("backward"):
-        stepped, bw = _regularised_backward(problem, options, state, running)
+        any_convex = jnp.any(running & state.convex & ~state.second & (state.mu > 0))
+        bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options, any_convex))(state)
+    retry = running & jax.vmap(functools.partial(solver._retry, options))(state, bw)
+    iterating = running & ~retry
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV, state.gaps)
     with jax.named_scope("line_search"):
-        step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
+        step = _line_search(problem, options, alphas, nominal, params, params_axis, iterating & bw.ok)
     full_expected = solver.expected_decrease(bw.dV)  # (members,)
-    any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(
-        stepped, step, full_expected))
+    any_second = jnp.any(iterating & jax.vmap(functools.partial(solver._next_second, options))(
+        state, step, full_expected))
     update = functools.partial(solver._update, problem, options=options, tol=tol,
                                derivatives_fn=trajectory_derivatives, any_second=any_second)
     with jax.named_scope("update"):
         new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
-                       in_axes=(params_axis, 0, 0, 0))(params, stepped, bw, step)
-        new = _where(running, new, state)
+                       in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
+        new = _where(iterating, new, _where(retry, jax.vmap(functools.partial(solver._raised, options))(state),
+                                            state))
     if state.gaps is None:
         return new
     # A member that stops with gaps left returns a rollout (solver._close_gaps), as a single solve does.

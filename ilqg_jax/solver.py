@@ -49,9 +49,6 @@ EXACT_MODEL = 1e-3
 #: Newton (DDP) steps continue after a rejected step (or a failed backward pass) while ``mu`` stays below
 #: this; beyond it the solver falls back to Gauss-Newton steps on convexified costs.
 DDP_MU_MAX = 1.0
-#: Most backward passes one iteration runs, raising ``mu`` after each failed one (``_regularised_backward``):
-#: from ``mu_min = 1e-6`` the default schedule passes ``mu_max = 1e10`` after 13.
-MAX_RETRIES = 100
 #: The DDP switch applies to problems with at most this many states: the dynamics' Hessians cost
 #: ``T n (n+m)^2`` numbers of memory and ``n + m`` Jacobian-vector passes per time step, which outgrow the
 #: rest of an iteration beyond a dozen states (``Options(second_order=True)`` still forces full DDP).
@@ -519,27 +516,26 @@ def _regularised_backward(problem, options, state: _State) -> tuple[_State, Back
 
     Tassa, Erez & Todorov (2012) and Crocoddyl raise the regularisation and
     run the backward pass again within the iteration; only a failed line
-    search costs one. Each failure raises ``mu`` (:func:`_raised`). Stops
-    past ``Options.mu_max`` (or after :data:`MAX_RETRIES` passes: ``mu_min = 0``
-    never rises) with ``ok = False``. Returns the state the rest of the
+    search costs one. Each failure raises ``mu`` (:func:`_raised`); past
+    ``Options.mu_max`` (or where ``mu`` cannot rise: ``mu = mu_min = 0``) the
+    pass stays failed (``ok = False``). Returns the state the rest of the
     iteration sees (its ``mu`` the one that succeeded) and the pass.
-    :mod:`ilqg_jax.batch` runs the same loop over a batch.
+    :mod:`ilqg_jax.batch` runs the retries through its outer loop instead.
     """
     bw = _backward(problem, state, state.mu, options)
 
     def body(c):
-        s, _, i = c
-        s = _raised(options, s)
-        return s, _backward(problem, s, s.mu, options), i + 1
+        s = _raised(options, c[0])
+        return s, _backward(problem, s, s.mu, options)
 
-    state, bw, _ = jax.lax.while_loop(lambda c: _retry(options, c[0], c[1]) & (c[2] < MAX_RETRIES), body,
-                                      (state, bw, jnp.array(0, jnp.int32)))
+    state, bw = jax.lax.while_loop(lambda c: _retry(options, *c), body, (state, bw))
     return state, bw
 
 
 def _retry(options: Options, state: _State, bw: BackwardResult) -> Array:
-    """Whether the backward pass ``bw`` at ``state`` failed with room left to raise ``mu``."""
-    return ~bw.ok & (state.mu <= options.mu_max)
+    """Whether the backward pass ``bw`` at ``state`` failed with room left to raise ``mu`` (at most
+    ``mu_max``, and ``mu`` would rise: it grows geometrically, so retries end)."""
+    return ~bw.ok & (state.mu <= options.mu_max) & (_increase(state.mu, state.dmu, options)[0] > state.mu)
 
 
 def _raised(options: Options, state: _State) -> _State:
