@@ -82,6 +82,9 @@ CPU_SLOTS = 64
 #: (float64, 128 slots): these stages 2.80; ``((1, 1), (None, 1/8))`` 4.44; ``((2, 1), (None, 1/8))``
 #: 4.25; ``((1, 1), (1, 1/2), (None, 1/8))`` 3.47; ``((1, 1), (1, 1/4), (2, 1/8), (None, 1/16))`` 3.45.
 LINE_SEARCH_STAGES = ((1, 1.0), (1, 1 / 4), (None, 1 / 8))
+#: Backward passes retried at a raised ``mu`` (:func:`_regularised_backward`) run for the members that
+#: failed, gathered this fraction of the slots at a time.
+RETRY_FRACTION = 1 / 8
 #: Refill the slots once this fraction of them holds a finished member.
 _REFILL_FRACTION = 1 / 8
 #: ``status`` of a slot that holds no member (never written out).
@@ -301,37 +304,64 @@ def _where(mask, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
-def _iterate(problem, options, alphas, tol, params_axis, state, params):
-    """One iteration of every running member (``state`` has a leading member axis); others unchanged.
+def _regularised_backward(problem, options, state, running):
+    """:func:`ilqg_jax.solver._regularised_backward` over the members (leading axis of ``state``): backward
+    passes at a rising ``mu`` for the running members whose last one failed, until none did.
 
-    A member whose backward pass fails with room to raise ``mu`` (:func:`ilqg_jax.solver._retry`) only
-    raises it (:func:`ilqg_jax.solver._raised`): its next pass here is the retry that
-    :func:`ilqg_jax.solver._regularised_backward` runs within the iteration, and its iteration count
-    stays. (A retry loop inside the batched iteration would hold every member back while a few retry;
-    here a retry costs its member one pass of the loop and the others go on.)
-    The PSD projection of the cost Hessians runs only when a member needs it (``any_convex``: under
-    ``vmap`` a ``lax.cond`` on a batched flag computes both branches, and LAPACK's ``eigh`` on large joint
-    Hessians deadlocks when the batch is sharded over CPU devices).
+    Every running member runs the first pass; the retries run only for the members that failed, gathered
+    :data:`RETRY_FRACTION` of the slots at a time (under ``vmap`` a retry of the whole batch would run the
+    pass for every member; running the retries through the outer loop instead holds a slot for a whole
+    iteration per retry, 2x slower on the double pendulum). The PSD projection of the cost Hessians runs
+    only when a member needs it (``any_convex``: under ``vmap`` a ``lax.cond`` on a batched flag computes
+    both branches, and LAPACK's ``eigh`` on large joint Hessians deadlocks when the batch is sharded over
+    CPU devices). Only the regularisation fields (``solver._REGULARISATION``) change, so only they are
+    carried through the loop.
     """
+    S = running.shape[0]
+    capacity = max(1, math.ceil(S * RETRY_FRACTION))
+
+    def backward(s, need):
+        any_convex = jnp.any(need & s.convex & ~s.second & (s.mu > 0))
+        return jax.vmap(lambda m: solver._backward(problem, m, m.mu, options, any_convex))(s)
+
+    def failed(c):
+        reg, bw = c
+        return running & jax.vmap(functools.partial(solver._retry, options))(state._replace(**reg), bw)
+
+    def body(c):
+        reg, bw = c
+        idx = jnp.nonzero(failed(c), size=capacity, fill_value=S)[0]
+        gather = functools.partial(jax.tree_util.tree_map, lambda a: a[jnp.minimum(idx, S - 1)])
+        members = jax.vmap(functools.partial(solver._raised, options))(gather(state)._replace(**gather(reg)))
+
+        def put(dst, src):
+            return dst.at[idx].set(src, mode="drop")
+
+        return ({f: put(v, getattr(members, f)) for f, v in reg.items()},
+                jax.tree_util.tree_map(put, bw, backward(members, idx < S)))
+
+    reg = {f: getattr(state, f) for f in solver._REGULARISATION}
+    reg, bw = jax.lax.while_loop(lambda c: jnp.any(failed(c)), body, (reg, backward(state, running)))
+    return state._replace(**reg), bw
+
+
+def _iterate(problem, options, alphas, tol, params_axis, state, params):
+    """One iteration of every running member (``state`` has a leading member axis); others unchanged."""
     running = state.status == solver._RUNNING
     with jax.named_scope("backward"):
-        any_convex = jnp.any(running & state.convex & ~state.second & (state.mu > 0))
-        bw = jax.vmap(lambda s: solver._backward(problem, s, s.mu, options, any_convex))(state)
-    retry = running & jax.vmap(functools.partial(solver._retry, options))(state, bw)
-    iterating = running & ~retry
+        stepped, bw = _regularised_backward(problem, options, state, running)
     nominal = _Nominal(state.xs, state.us, state.cost, bw.K, bw.k, bw.dV, state.gaps)
     with jax.named_scope("line_search"):
-        step = _line_search(problem, options, alphas, nominal, params, params_axis, iterating & bw.ok)
+        step = _line_search(problem, options, alphas, nominal, params, params_axis, running & bw.ok)
     full_expected = solver.expected_decrease(bw.dV)  # (members,)
-    any_second = jnp.any(iterating & jax.vmap(functools.partial(solver._next_second, options))(
-        state, step, full_expected))
+    any_second = jnp.any(running & jax.vmap(functools.partial(solver._next_second, options))(
+        stepped, step, full_expected))
     update = functools.partial(solver._update, problem, options=options, tol=tol,
                                derivatives_fn=trajectory_derivatives, any_second=any_second)
     with jax.named_scope("update"):
         new = jax.vmap(lambda p, s, b, st: update(params=p, state=s, bw=b, step=st),
-                       in_axes=(params_axis, 0, 0, 0))(params, state, bw, step)
-        new = _where(iterating, new, _where(retry, jax.vmap(functools.partial(solver._raised, options))(state),
-                                            state))
+                       in_axes=(params_axis, 0, 0, 0))(params, stepped, bw, step)
+        new = _where(running, new, state)
     if state.gaps is None:
         return new
     # A member that stops with gaps left returns a rollout (solver._close_gaps), as a single solve does.

@@ -520,7 +520,7 @@ def _regularised_backward(problem, options, state: _State) -> tuple[_State, Back
     ``Options.mu_max`` (or where ``mu`` cannot rise: ``mu = mu_min = 0``) the
     pass stays failed (``ok = False``). Returns the state the rest of the
     iteration sees (its ``mu`` the one that succeeded) and the pass.
-    :mod:`ilqg_jax.batch` runs the retries through its outer loop instead.
+    :mod:`ilqg_jax.batch` runs the retries for the failed members only.
     """
     bw = _backward(problem, state, state.mu, options)
 
@@ -536,6 +536,10 @@ def _retry(options: Options, state: _State, bw: BackwardResult) -> Array:
     """Whether the backward pass ``bw`` at ``state`` failed with room left to raise ``mu`` (at most
     ``mu_max``, and ``mu`` would rise: it grows geometrically, so retries end)."""
     return ~bw.ok & (state.mu <= options.mu_max) & (_increase(state.mu, state.dmu, options)[0] > state.mu)
+
+
+#: The fields of :class:`_State` that :func:`_raised` changes.
+_REGULARISATION = ("mu", "dmu", "convex", "second")
 
 
 def _raised(options: Options, state: _State) -> _State:
