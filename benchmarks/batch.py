@@ -208,6 +208,7 @@ _CATEGORIES = [
     ("closed_loop_rollout", "line search (rollouts)"),
     ("_line_search", "line search (rollouts)"),
     ("_retry", "line search (rollouts)"),
+    ("_regularised_backward", "backward pass"),
     ("_try_steps", "line search (rollouts)"),
     ("backward_pass", "backward pass"),
     ("_backward", "backward pass"),

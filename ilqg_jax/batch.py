@@ -326,7 +326,7 @@ def _regularised_backward(problem, options, state, running):
 
     def failed(c):
         reg, bw = c
-        return running & jax.vmap(functools.partial(solver._retry, options))(state._replace(**reg), bw)
+        return running & jax.vmap(functools.partial(solver._failed_with_room, options))(state._replace(**reg), bw)
 
     def body(c):
         reg, bw = c

@@ -528,11 +528,11 @@ def _regularised_backward(problem, options, state: _State) -> tuple[_State, Back
         s = _raised(options, c[0])
         return s, _backward(problem, s, s.mu, options)
 
-    state, bw = jax.lax.while_loop(lambda c: _retry(options, *c), body, (state, bw))
+    state, bw = jax.lax.while_loop(lambda c: _failed_with_room(options, *c), body, (state, bw))
     return state, bw
 
 
-def _retry(options: Options, state: _State, bw: BackwardResult) -> Array:
+def _failed_with_room(options: Options, state: _State, bw: BackwardResult) -> Array:
     """Whether the backward pass ``bw`` at ``state`` failed with room left to raise ``mu`` (at most
     ``mu_max``, and ``mu`` would rise: it grows geometrically, so retries end)."""
     return ~bw.ok & (state.mu <= options.mu_max) & (_increase(state.mu, state.dmu, options)[0] > state.mu)

@@ -268,3 +268,27 @@ def test_concave_cost_with_convexified_model_returns_a_failure_status(case):
     sol = ilqg.solve(PROBLEM, *inputs(), params(case), ilqg.Options(max_iter=150))
     assert S(int(sol.status)) in (S.MAX_ITER, S.NONFINITE)
     assert np.all(np.isfinite(sol.xs)) and float(sol.cost) < float(sol.history.cost[0])
+
+
+def test_solve_batch_retries_the_failed_members_in_rounds_as_single_solves_do():
+    """Backward passes that fail are run again within the iteration at a rising mu, for the failed members
+    only, an eighth of the slots at a time: five members that need 6 to 10 retries each in their first
+    iteration (one slot's worth per round) still equal their single solves, the mu and step histories
+    included."""
+    from ilqg_jax.batch import solve_batch
+
+    rs = [1.0, -1e12, 1.0, -1e6, -1e4, 1.0, -1e12, -1e12]
+    options = ilqg.Options(max_iter=4, convexify=False)
+    ps = [{**params("healthy"), "r": jnp.asarray(r)} for r in rs]
+    sols = solve_batch(PROBLEM, np.zeros((len(rs), 2)), inputs()[1], jax.tree.map(lambda *a: jnp.stack(a), *ps),
+                       options, params_axis=0, slots=len(rs))
+    for i, (r, p) in enumerate(zip(rs, ps)):
+        single = ilqg.solve(PROBLEM, *inputs(), p, options)
+        assert int(sols.status[i]) == int(single.status) and int(sols.iterations[i]) == int(single.iterations), r
+        for name in ("mu", "alpha", "cost"):
+            np.testing.assert_allclose(getattr(sols.history, name)[i], getattr(single.history, name), rtol=1e-9,
+                                       equal_nan=True, err_msg=f"r = {r}: history.{name}")
+        if r == -1e12:  # every retry up to mu_max in the first iteration
+            assert int(single.iterations) == 1 and S(int(single.status)) == S.REGULARIZATION_LIMIT
+        elif r < 0:  # the retries found a mu that works, and the first iteration took a step with it
+            assert float(single.history.mu[1]) > -r / 4 and np.isfinite(float(single.history.alpha[1])), r
