@@ -280,21 +280,30 @@ def _line_search(problem, options, alphas, nominal: _Nominal, params, params_axi
 
 def _retry(try_steps, alphas, capacity, nominal, params, params_axis, need, result):
     """Members in ``need`` try ``alphas``, ``capacity`` of them at a time (gathered); merged into ``result``."""
-    S = need.shape[0]
-
     def body(c):
         need, (found, alpha, xs, us, cost, hit) = c
-        idx = jnp.nonzero(need, size=capacity, fill_value=S)[0]
-        gather = functools.partial(jax.tree_util.tree_map, lambda a: a[jnp.minimum(idx, S - 1)])
+        gather, put = _compaction(need, capacity)
         f2, a2, xs2, us2, c2, h2 = try_steps(gather(nominal), gather(params) if params_axis == 0 else params, alphas)
-
-        def put(dst, src):
-            return dst.at[idx].set(src, mode="drop")
-
         return put(need, jnp.zeros_like(f2)), (put(found, f2), put(alpha, a2), put(xs, xs2), put(us, us2),
                                                put(cost, c2), put(hit, h2 | gather(hit)))
 
     return jax.lax.while_loop(lambda c: jnp.any(c[0]), body, (need, result))[1]
+
+
+def _compaction(need, capacity: int):
+    """The first ``capacity`` members where ``need`` (a bool per member): ``gather(tree)`` takes their
+    entries of every leaf (the last member's where fewer need it), ``put(dst, src)`` writes ``src`` back
+    to their places in ``dst`` (the padding is dropped)."""
+    S = need.shape[0]
+    idx = jnp.nonzero(need, size=capacity, fill_value=S)[0]
+
+    def gather(tree):
+        return jax.tree_util.tree_map(lambda a: a[jnp.minimum(idx, S - 1)], tree)
+
+    def put(dst, src):
+        return jax.tree_util.tree_map(lambda d, v: d.at[idx].set(v, mode="drop"), dst, src)
+
+    return gather, put
 
 
 def _where(mask, new, old):
@@ -330,15 +339,11 @@ def _regularised_backward(problem, options, state, running):
 
     def body(c):
         reg, bw = c
-        idx = jnp.nonzero(failed(c), size=capacity, fill_value=S)[0]
-        gather = functools.partial(jax.tree_util.tree_map, lambda a: a[jnp.minimum(idx, S - 1)])
+        need = failed(c)
+        gather, put = _compaction(need, capacity)
         members = jax.vmap(functools.partial(solver._raised, options))(gather(state)._replace(**gather(reg)))
-
-        def put(dst, src):
-            return dst.at[idx].set(src, mode="drop")
-
-        return ({f: put(v, getattr(members, f)) for f, v in reg.items()},
-                jax.tree_util.tree_map(put, bw, backward(members, idx < S)))
+        taken = jnp.arange(capacity) < jnp.sum(need)  # the gathered slots that hold a failed member
+        return put(reg, {f: getattr(members, f) for f in reg}), put(bw, backward(members, taken))
 
     reg = {f: getattr(state, f) for f in solver._REGULARISATION}
     reg, bw = jax.lax.while_loop(lambda c: jnp.any(failed(c)), body, (reg, backward(state, running)))
