@@ -6,10 +6,11 @@ Runs one episode per seed (``env.reset(seed=s)``, the environment's default
 and prints every episode's return, their mean, and the time per control step
 (the controller's call, median and 95th percentile over all steps, after a
 warm-up that compiles it). Before the first step of an episode the controller
-plans: it solves its horizon from each of
+plans: it solves the whole episode (``MPC_PLAN_HORIZON`` steps) from each of
 :func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` (zero torque, pumping
-left or right first) and keeps the cheapest plan, so it does not commit to a
-poor local optimum; that plan is timed separately.
+left or right first), keeps the cheapest plan and starts from its first
+``MPC_HORIZON`` steps, so it does not commit to a poor local optimum; that
+plan is timed separately.
 
     python examples/gym_pendulum_mpc.py                # seeds 0..99
     python examples/gym_pendulum_mpc.py --seeds 5      # seeds 0..4
@@ -54,15 +55,16 @@ def make_controller(horizon: int | None = None, max_iter: int | None = None, x64
 
 def first_state(mpc, x, plan_iter: int | None = None):
     """The controller's state before the first step from ``x``: the best of the plans solved from
-    :func:`gym_pendulum.initial_guesses` with ``plan_iter`` iterations each (default: the chosen number;
-    ``0``: no plan, start from zero torque)."""
+    :func:`gym_pendulum.initial_guesses` over the whole episode (or the horizon, if longer) with
+    ``plan_iter`` iterations each (default: the chosen number; ``0``: no plan, start from zero torque)."""
     import ilqg_jax as ilqg
     from ilqg_jax.systems import gym_pendulum
 
     plan_iter = gym_pendulum.MPC_PLAN_ITER if plan_iter is None else plan_iter
     if plan_iter == 0:
         return mpc.init(x)
-    guesses = gym_pendulum.initial_guesses(np.asarray(x), mpc.problem.horizon, mpc.params)
+    lookahead = max(gym_pendulum.MPC_PLAN_HORIZON, mpc.problem.horizon)
+    guesses = gym_pendulum.initial_guesses(np.asarray(x), lookahead, mpc.params)
     return mpc.init(x, guesses, ilqg.Options(max_iter=plan_iter))
 
 

@@ -6,7 +6,8 @@ Runs one episode per seed on the environment's exact step
 (:data:`~ilqg_jax.systems.gym_pendulum.MPC_HORIZON` steps of look-ahead,
 :data:`~ilqg_jax.systems.gym_pendulum.MPC_MAX_ITER` iterations per step, a plan
 from :func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` before the first
-step), prints each return, and with ``--animate`` writes the episodes one
+step, looking :data:`~ilqg_jax.systems.gym_pendulum.MPC_PLAN_HORIZON` steps
+ahead), prints each return, and with ``--animate`` writes the episodes one
 after the other as a GIF.
 """
 
@@ -49,7 +50,7 @@ def episode(mpc, plan, x0):
     from ilqg_jax.systems import gym_pendulum as gp
 
     x0 = jnp.asarray(x0)
-    state = mpc.init(x0, gp.initial_guesses(x0, mpc.problem.horizon, mpc.params), plan)
+    state = mpc.init(x0, gp.initial_guesses(x0, gp.MPC_PLAN_HORIZON, mpc.params), plan)
     r = ilqg.simulate(mpc, x0, gp.EPISODE_STEPS, plant=gp.env_step, params=gp.default_params().model,
                       state=state)
     return np.asarray(r.xs), float(jnp.sum(gp.env_reward(r.xs[:-1], r.us)))

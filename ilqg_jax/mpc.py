@@ -21,7 +21,9 @@ in. Where a task has several (a pendulum can swing up to either side, with
 one pump or two), :meth:`MPC.init` can plan before the first step: given
 several initial guesses and solver options, it solves from every guess and
 keeps the cheapest solution, so the receding horizon starts from the best
-of them (a one-off cost before the loop, not per step).
+of them (a one-off cost before the loop, not per step). The plan may look
+further ahead than the horizon (guesses longer than it): which local optimum
+is best can depend on more than the horizon sees.
 
 Everything is a pure function of NamedTuple pytrees: :meth:`MPC.init` and
 :meth:`MPC.step` are jit-compiled, :func:`simulate` runs a closed loop as one
@@ -151,7 +153,13 @@ class MPC:
             :class:`~ilqg_jax.Options` (say a larger ``max_iter`` than the
             per-step budget) and keep the solution of lowest cost, so the
             first step warm-starts from a good plan instead of a poor local
-            minimum. ``None``: plan the rollout of ``us_init`` (one guess).
+            minimum. The guesses may then be longer than the horizon,
+            ``(G, L, m)`` with ``L > T``: the plan looks ``L`` steps ahead
+            (the problem's running cost over all ``L`` steps, its terminal
+            cost at the end) and the controller starts from its first ``T``
+            steps, so the choice among the local minima sees further than
+            the receding horizon does. ``None``: plan the rollout of
+            ``us_init`` (one guess of ``T`` steps).
 
         Returns:
           :class:`MPCState` planning ``us_init`` (or the best solution) from ``x0``.
@@ -176,7 +184,11 @@ class MPC:
         # to the problem's limits' dtype, so the dynamics' carry keeps its type.
         dtype = jnp.result_type(x0, us_init, float, *((p.control_lower,) if p.has_limits else ()))
         guesses = jnp.asarray(us_init, dtype).reshape((-1,) + np.shape(us_init)[-2:])
-        x0, _ = validate_inputs(p, jnp.asarray(x0, dtype), guesses[0], self.params)
+        L = guesses.shape[1] if options is not None and np.ndim(us_init) >= 2 else p.horizon
+        if L < p.horizon:
+            raise ValueError(f"us_init must cover at least the horizon T = {p.horizon} steps, got shape "
+                             f"{np.shape(us_init)}.")
+        x0, _ = validate_inputs(_lookahead(p, L), jnp.asarray(x0, dtype), guesses[0], self.params)
         if options is None:
             return _init_jit(self, x0, guesses[0])
         _check_finite(guesses, "us_init")
@@ -232,13 +244,20 @@ def init_unchecked(mpc: MPC, x0: Array, us_init: Array) -> MPCState:
                     t=jnp.zeros((), jnp.int32))
 
 
+def _lookahead(problem: Problem, steps: int) -> Problem:
+    """``problem`` over ``steps`` steps (itself when that is its horizon)."""
+    return problem if steps == problem.horizon else dataclasses.replace(problem, horizon=steps)
+
+
 def plan_unchecked(mpc: MPC, x0: Array, us_inits: Array, options: Options) -> MPCState:
-    """:meth:`MPC.init` with ``options`` without validation or ``jit``: ``us_inits: (G, T, m)``."""
-    p = mpc.problem
+    """:meth:`MPC.init` with ``options`` without validation or ``jit``: ``us_inits: (G, L, m)``, ``L >= T``
+    (the plan looks ``L`` steps ahead; the state keeps its first ``T``)."""
+    T = mpc.problem.horizon
+    p = _lookahead(mpc.problem, us_inits.shape[1])
     sols = jax.vmap(lambda u: solve_unchecked(p, x0, u, mpc.params, options))(us_inits)
     best = jnp.argmin(jnp.where(jnp.isfinite(sols.cost), sols.cost, jnp.inf))
     sol = jax.tree_util.tree_map(lambda a: a[best], sols)
-    return MPCState(xs=sol.xs, us=sol.us, K=sol.K, cost=sol.cost, iterations=sol.iterations,
+    return MPCState(xs=sol.xs[:T + 1], us=sol.us[:T], K=sol.K[:T], cost=sol.cost, iterations=sol.iterations,
                     status=sol.status, t=jnp.zeros((), jnp.int32))
 
 

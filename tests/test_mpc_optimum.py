@@ -66,6 +66,30 @@ def test_init_with_several_guesses_keeps_the_cheapest_solution():
     assert int(state.t) == 0
 
 
+def test_a_plan_longer_than_the_horizon_starts_the_controller_on_its_first_steps():
+    """Guesses of ``L > T`` steps: the plan is the cheapest of the ``L``-step solves (the problem's costs
+    over ``L`` steps, terminal cost at the end), and the controller keeps its first ``T`` steps."""
+    import dataclasses
+
+    mpc = _controller(horizon=20)
+    x0 = jnp.array([2.8, -0.5])
+    options = ilqg.Options(max_iter=15)
+    state = mpc.init(x0, gp.initial_guesses(x0, 40, mpc.params), options)
+    assert state.xs.shape == (21, 2) and state.us.shape == (20, 1) and state.K.shape == (20, 1, 2)
+    long_problem = dataclasses.replace(mpc.problem, horizon=40)
+    singles = [ilqg.solve(long_problem, x0, g, mpc.params, options) for g in gp.initial_guesses(x0, 40, mpc.params)]
+    best = min(singles, key=lambda s: float(s.cost))
+    chex.assert_trees_all_close(state.cost, best.cost, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(state.us), np.asarray(best.us[:20]), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(state.xs), np.asarray(best.xs[:21]), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(state.K), np.asarray(best.K[:20]), rtol=0, atol=1e-10)
+    # The 20-step plan is another one: the look-ahead changes which swing the controller starts on.
+    short = mpc.init(x0, gp.initial_guesses(x0, 20, mpc.params), options)
+    assert not np.allclose(np.asarray(short.us), np.asarray(state.us), atol=1e-3)
+    u, _ = mpc.step(state, x0)  # steps as any other state does
+    assert u.shape == (1,) and np.isfinite(float(u[0]))
+
+
 def test_measurement_noise_reaches_the_controller_not_the_plant():
     mpc = _controller(horizon=20)
     x0 = jnp.array([3.0, 0.2])

@@ -71,7 +71,7 @@ from ilqg_jax.systems.pendulum import PendulumParams, acceleration, continuous_d
 Array = jax.Array
 
 __all__ = ["DT", "MAX_TORQUE", "MAX_SPEED", "EPISODE_STEPS", "MPC_HORIZON", "MPC_MAX_ITER",
-           "MPC_PLAN_ITER", "GymPendulumParams", "default_params", "mpc_params",
+           "MPC_PLAN_ITER", "MPC_PLAN_HORIZON", "GymPendulumParams", "default_params", "mpc_params",
            "initial_guesses", "upright_lqr_matrix", "lqr_value", "lqr_params",
            "env_step", "env_reward", "angle_error_squared", "problem", "episode_problem", "state_from_observation"]
 
@@ -86,6 +86,11 @@ EPISODE_STEPS = 200
 MPC_HORIZON = 60
 MPC_MAX_ITER = 3
 MPC_PLAN_ITER = 100
+#: How far the plan before the first step looks ahead (steps): the whole episode, not a tuned
+#: number. Which swing is best (left or right first, one pump or two) can depend on more than
+#: ``MPC_HORIZON`` steps; the controller then starts from the plan's first ``MPC_HORIZON`` steps
+#: (:meth:`ilqg_jax.MPC.init` with guesses longer than the horizon).
+MPC_PLAN_HORIZON = EPISODE_STEPS
 
 
 class GymPendulumParams(NamedTuple):
