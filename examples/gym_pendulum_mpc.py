@@ -6,11 +6,10 @@ Runs one episode per seed (``env.reset(seed=s)``, the environment's default
 and prints every episode's return, their mean, and the time per control step
 (the controller's call, median and 95th percentile over all steps, after a
 warm-up that compiles it). Before the first step of an episode the controller
-plans: it solves the whole episode (``MPC_PLAN_HORIZON`` steps) from each of
+plans: it solves ``MPC_PLAN_HORIZON`` steps (its horizon) from each of
 :func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` (zero torque, pumping
-left or right first), keeps the cheapest plan and starts from its first
-``MPC_HORIZON`` steps, so it does not commit to a poor local optimum; that
-plan is timed separately.
+left or right first) and keeps the cheapest plan, so it does not commit to a
+poor local optimum; that plan is timed separately.
 
     python examples/gym_pendulum_mpc.py                # seeds 0..99
     python examples/gym_pendulum_mpc.py --seeds 5      # seeds 0..4
@@ -55,7 +54,7 @@ def make_controller(horizon: int | None = None, max_iter: int | None = None, x64
 
 def first_state(mpc, x, plan_iter: int | None = None):
     """The controller's state before the first step from ``x``: the best of the plans solved from
-    :func:`gym_pendulum.initial_guesses` over the whole episode (or the horizon, if longer) with
+    :func:`gym_pendulum.initial_guesses` over ``MPC_PLAN_HORIZON`` steps (or the horizon, if longer) with
     ``plan_iter`` iterations each (default: the chosen number; ``0``: no plan, start from zero torque)."""
     import ilqg_jax as ilqg
     from ilqg_jax.systems import gym_pendulum

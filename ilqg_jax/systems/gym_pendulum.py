@@ -86,11 +86,12 @@ EPISODE_STEPS = 200
 MPC_HORIZON = 60
 MPC_MAX_ITER = 3
 MPC_PLAN_ITER = 100
-#: How far the plan before the first step looks ahead (steps): the whole episode, not a tuned
-#: number. Which swing is best (left or right first, one pump or two) can depend on more than
-#: ``MPC_HORIZON`` steps; the controller then starts from the plan's first ``MPC_HORIZON`` steps
-#: (:meth:`ilqg_jax.MPC.init` with guesses longer than the horizon).
-MPC_PLAN_HORIZON = EPISODE_STEPS
+#: How far the plan before the first step looks ahead (steps): the horizon. A plan over the whole
+#: episode (guesses longer than the horizon, :meth:`ilqg_jax.MPC.init`; the controller starts from
+#: its first ``MPC_HORIZON`` steps) sees which swing is best beyond the horizon, but the receding
+#: controller does not always hold that swing: measured on fresh seeds it did worse
+#: (``benchmarks/mpc.py``), so the plan looks as far as the controller does.
+MPC_PLAN_HORIZON = MPC_HORIZON
 
 
 class GymPendulumParams(NamedTuple):
