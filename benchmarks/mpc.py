@@ -69,7 +69,7 @@ SELECTION_SEEDS = range(0, 100)
 #: Results are reported on these (never used to choose anything).
 REPORT_SEEDS = range(10_000, 11_000)
 QUICK_SEEDS = range(10_000, 10_003)
-#: Reported too (full mode): never run before the settings were final (see the module docstring).
+#: Reported too (full mode): the chosen controller against the whole-episode plan (see the module docstring).
 FRESH_SEEDS = range(20_000, 21_000)
 #: Seeds also run through the example on the real environment.
 EXAMPLE_SEEDS = 10
