@@ -15,24 +15,24 @@ search's per-seed controls are cached in ``results/mpc_optimum_<first>_<last>.np
 (re-scored on the exact step when loaded).
 
 **Seeds.** The controller's settings (``gym_pendulum.MPC_HORIZON``,
-``MPC_MAX_ITER``, ``MPC_PLAN_ITER``, the terminal cost) were chosen on seeds
-0..99 only (the selection table, full mode, re-measures the alternatives
-there); the results are reported on seeds 10,000..10,999 (quick mode:
-10,000..10,002, no robustness rows). Full mode also reports on seeds
-20,000..20,999, the controller and one alternative that was tried after
-seeds 10,000..10,999 had been looked at: the plan before the first step
-looking over the whole episode (200 steps) instead of the horizon. The
-look-ahead table had shown the one episode of those 1,000 more than max(5%,
-5) below its optimum (seed 10,790) losing on the first plan's choice of
-swing, which a 200-step plan fixes; the fresh seeds say whether that carries
-over (the selection seeds cannot tell the two apart).
+``MPC_MAX_ITER``, ``MPC_PLAN_ITER``, ``MPC_REHEARSE``, the terminal cost)
+were chosen on seeds 0..99 only (the selection table, full mode, re-measures
+the alternatives there); the results are reported on seeds 10,000..10,999
+(quick mode: 10,000..10,002, no robustness rows). Full mode also reports on
+seeds 20,000..20,999. The rehearsal was added after seeds 10,000..10,999
+had been looked at (the one episode of those 1,000 more than max(5%, 5)
+below its optimum, seed 10,790, lost on the first plan's choice of swing);
+it changes nothing on the selection seeds, so the fresh seeds, run with and
+without it, are the test of it.
 
 **Closed loop.** Episodes run on the environment's exact step
 (:func:`gym_pendulum.env_step`, speed clip included) from the seeds' initial
 states, all at once (``vmap`` of :func:`ilqg_jax.mpc.simulate`), float64.
 Before the first step the controller plans: it solves its horizon from each
-of :func:`gym_pendulum.initial_guesses` with ``MPC_PLAN_ITER`` iterations and
-keeps the cheapest (:meth:`ilqg_jax.MPC.init` with ``options``); every step
+of :func:`gym_pendulum.initial_guesses` with ``MPC_PLAN_ITER`` iterations,
+runs itself in closed loop on its own model for ``MPC_REHEARSE`` steps from
+each solution, and keeps the solution whose closed loop cost least
+(:meth:`ilqg_jax.MPC.init` with ``options`` and ``rehearse``); every step
 then runs ``MPC_MAX_ITER`` iterations warm-started from the shifted plan. In
 full mode the first few seeds also run through ``examples/gym_pendulum_mpc.py``
 on the real environment (float32 observations) as a check that the simulated
@@ -40,16 +40,12 @@ returns are the environment's. Time per control step: the median of 200 warm
 ``MPC.step`` calls along one episode, the process pinned to one core; the
 plan before the first step is timed on its own.
 
-**Robustness.** The same seeds and optimum with the controller's model wrong
+**Robustness.** The first 250 reported seeds (the rehearsal makes each
+episode about six closed loops' work) and their optimum with the controller's model wrong
 (mass or length of the rod 20% off the environment's; the controller does
 not know) and with measurement noise on the state it is given (Gaussian,
 0.02 rad on the angle and 0.1 rad/s on the speed, fresh every step). The optimum stays the
 environment's (the best any controller could do on it).
-
-**Diagnostic** (full mode, chosen on nothing). The plan before the first step looking further ahead
-than the horizon (90..180 steps; the controller then starts from its first 60), on the selection
-seeds and on the reported episodes furthest below their optimum: whether the first plan's choice
-of swing, made by a 60-step horizon and its terminal cost, is what those episodes lose on.
 """
 
 from __future__ import annotations
@@ -57,6 +53,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,6 +68,8 @@ REPORT_SEEDS = range(10_000, 11_000)
 QUICK_SEEDS = range(10_000, 10_003)
 #: Reported too (full mode): the chosen controller against the whole-episode plan (see the module docstring).
 FRESH_SEEDS = range(20_000, 21_000)
+#: The robustness rows run on the first this many reported seeds.
+ROBUSTNESS_SEEDS = 250
 #: Seeds also run through the example on the real environment.
 EXAMPLE_SEEDS = 10
 #: Targets (reported, never enforced): mean return within 1% of the mean optimum and >= -150; no
@@ -91,10 +90,19 @@ def _initial_states(seeds) -> np.ndarray:
     return initial_states(seeds)
 
 
-def _controller(horizon=None, max_iter=None, plan_iter=None, lqr=True, mass=1.0, length=1.0, plan_horizon=None):
-    """``(mpc, plan_options, plan_horizon)``: the chosen controller unless overridden (``plan_iter=0``: no
-    plan; ``lqr=False``: no LQR value in the terminal cost; ``plan_horizon``: how far the plan before the
-    first step looks ahead, at least the horizon)."""
+class Plan(NamedTuple):
+    """The plan before the first step (hashable: a static argument of the compiled episodes)."""
+
+    options: Any      #: ilqg_jax.Options of every solve from a guess
+    horizon: int      #: look-ahead of the solves (steps, at least the controller's horizon)
+    rehearse: int     #: steps of closed loop each guess's plan is rehearsed for (0: keep the cheapest plan)
+
+
+def _controller(horizon=None, max_iter=None, plan_iter=None, lqr=True, mass=1.0, length=1.0, plan_horizon=None,
+                rehearse=None):
+    """``(mpc, plan)``: the chosen controller and its :class:`Plan` unless overridden (``plan_iter=0``: no
+    plan, ``plan`` is ``None``; ``lqr=False``: no LQR value in the terminal cost; ``plan_horizon``: how far
+    the plan looks ahead, at least the horizon; ``rehearse``: steps of closed loop per guess, 0: none)."""
     import ilqg_jax as ilqg
     from ilqg_jax.mpc import MPC
     from ilqg_jax.systems import gym_pendulum as gp
@@ -103,15 +111,16 @@ def _controller(horizon=None, max_iter=None, plan_iter=None, lqr=True, mass=1.0,
     max_iter = gp.MPC_MAX_ITER if max_iter is None else max_iter
     plan_iter = gp.MPC_PLAN_ITER if plan_iter is None else plan_iter
     plan_horizon = max(gp.MPC_PLAN_HORIZON if plan_horizon is None else plan_horizon, horizon)
+    rehearse = gp.MPC_REHEARSE if rehearse is None else rehearse
     model = gp.default_params().model._replace(m=mass, l=length)
     params = gp.mpc_params(model) if lqr else gp.default_params()._replace(model=model)
     mpc = MPC(gp.problem(horizon), ilqg.Options(max_iter=max_iter), params)
-    return mpc, (ilqg.Options(max_iter=plan_iter) if plan_iter else None), plan_horizon
+    return mpc, (Plan(ilqg.Options(max_iter=plan_iter), plan_horizon, rehearse) if plan_iter else None)
 
 
-def _first_state(mpc, plan, plan_horizon, x0):
+def _first_state(mpc, plan, x0):
     """The controller's state before the first step (traceable): the plan from the guesses over
-    ``plan_horizon`` steps (the controller starts from its first ``horizon``), or zeros."""
+    ``plan.horizon`` steps (the controller starts from its first ``horizon``), or zeros."""
     import jax.numpy as jnp
 
     from ilqg_jax.mpc import init_unchecked, plan_unchecked
@@ -119,10 +128,10 @@ def _first_state(mpc, plan, plan_horizon, x0):
 
     if plan is None:
         return init_unchecked(mpc, x0, jnp.zeros((mpc.problem.horizon, 1), x0.dtype))
-    return plan_unchecked(mpc, x0, gp.initial_guesses(x0, plan_horizon, mpc.params), plan)
+    return plan_unchecked(mpc, x0, gp.initial_guesses(x0, plan.horizon, mpc.params), plan.options, plan.rehearse)
 
 
-def _episodes(mpc, x0s, noise, plan, plan_horizon):
+def _episodes(mpc, x0s, noise, plan):
     import jax
     import jax.numpy as jnp
 
@@ -130,7 +139,7 @@ def _episodes(mpc, x0s, noise, plan, plan_horizon):
     from ilqg_jax.systems import gym_pendulum as gp
 
     def episode(x0, v):
-        state = _first_state(mpc, plan, plan_horizon, x0)
+        state = _first_state(mpc, plan, x0)
         r = simulate_unchecked(mpc, x0, gp.EPISODE_STEPS, plant=gp.env_step, params=gp.default_params().model,
                                state=state, noise=v)
         return r.us, jnp.sum(gp.env_reward(r.xs[:-1], r.us))
@@ -141,7 +150,7 @@ def _episodes(mpc, x0s, noise, plan, plan_horizon):
 _EPISODES = {}
 
 
-def _closed_loop(mpc, plan, plan_horizon, x0s, noise=None) -> tuple[np.ndarray, np.ndarray]:
+def _closed_loop(mpc, plan, x0s, noise=None) -> tuple[np.ndarray, np.ndarray]:
     """Controls ``(N, 200, 1)`` applied by ``mpc`` in episodes from ``x0s`` on the environment's exact step
     (its own model, whatever the controller's), and the episodes' returns ``(N,)``. One program per
     horizon and plan: the controller's parameters are traced, so the robustness rows reuse it."""
@@ -150,13 +159,12 @@ def _closed_loop(mpc, plan, plan_horizon, x0s, noise=None) -> tuple[np.ndarray, 
 
     from ilqg_jax.systems import gym_pendulum as gp
 
-    key = (plan, plan_horizon)
-    if key not in _EPISODES:
-        _EPISODES[key] = jax.jit(_episodes, static_argnames=("plan", "plan_horizon"))
+    if plan not in _EPISODES:
+        _EPISODES[plan] = jax.jit(_episodes, static_argnames=("plan",))
     x0s = jnp.asarray(x0s)
     if noise is None:
         noise = np.zeros((x0s.shape[0], gp.EPISODE_STEPS, 2))
-    us, returns = _EPISODES[key](mpc, x0s, jnp.asarray(noise), plan=plan, plan_horizon=plan_horizon)
+    us, returns = _EPISODES[plan](mpc, x0s, jnp.asarray(noise), plan=plan)
     return np.asarray(us), np.asarray(returns)
 
 
@@ -239,7 +247,7 @@ _ROW_COLUMNS = ["controller", "mean return", "mean optimum", "gap (%)", "worst e
                 "max(5%, 5)", "worst return"]
 
 
-def _step_timing(mpc, plan, plan_horizon, x0, steps: int = 200) -> dict:
+def _step_timing(mpc, plan, x0, steps: int = 200) -> dict:
     """Warm ``mpc.step`` wall/CPU times (ms) along one episode on the exact step, pinned to one core,
     and the warm time of the plan before the first step."""
     import jax.numpy as jnp
@@ -251,7 +259,8 @@ def _step_timing(mpc, plan, plan_horizon, x0, steps: int = 200) -> dict:
         os.sched_setaffinity(0, {min(affinity)})
     try:
         init = (lambda x: mpc.init(x)) if plan is None else (
-            lambda x: mpc.init(x, gp.initial_guesses(jnp.asarray(x), plan_horizon, mpc.params), plan))
+            lambda x: mpc.init(x, gp.initial_guesses(jnp.asarray(x), plan.horizon, mpc.params), plan.options,
+                               plan.rehearse))
         plan_ms = []
         for _ in range(4):
             t0 = time.perf_counter()
@@ -282,6 +291,8 @@ def _selection_variants():
     P = gp.MPC_PLAN_ITER
     return [
         ("chosen", {}),
+        ("cheapest plan kept (no rehearsal)", dict(rehearse=0)),
+        (f"rehearsal of {gp.MPC_REHEARSE // 2} steps", dict(rehearse=gp.MPC_REHEARSE // 2)),
         ("previous controller: horizon 20, no plan, no LQR value", dict(horizon=20, plan_iter=0, lqr=False)),
         ("no plan", dict(plan_iter=0)),
         (f"{P // 4} plan iterations", dict(plan_iter=P // 4)),
@@ -309,32 +320,6 @@ def _selection(results_dir) -> tuple[list, list, tuple]:
         rows.append(_row(label, s) + [t["median_ms"], t["plan_ms"]])
         data.append({"label": label, "settings": kw, **s, "timing": t})
     return rows, data, (x0s, opt["returns"])
-
-
-#: Look-ahead of the plan before the first step, in the look-ahead table (the horizon first, the
-#: chosen one, the whole episode, last).
-PLAN_HORIZONS = (60, 90, 120, 150, 200)
-#: Reported episodes the diagnostic table re-runs: those furthest below their optimum.
-WORST_EPISODES = 3
-
-
-def _lookahead(selection, seeds, x0s, opt, chosen) -> tuple[list, list, dict]:
-    """How far the plan before the first step looks ahead (the controller starts from its first
-    ``MPC_HORIZON`` steps), on the selection seeds and on the reported episodes furthest below their
-    optimum. ``selection = (x0s, optimum)`` of the selection seeds; ``chosen``: the chosen controller's
-    stats on ``seeds``. Returns ``(columns, rows, data)``."""
-    worst = np.argsort(np.asarray(chosen["returns"]) - opt)[:WORST_EPISODES]
-    sel_x0s, sel_opt = selection
-    columns = ["plan look-ahead (steps)", "selection: gap (%)", "selection: episodes beyond max(5%, 5)"] + [
-        f"seed {seeds[i]:,} (optimum {opt[i]:.1f})" for i in worst]
-    rows, data = [], {"worst_seed_indices": worst.tolist(), "rows": []}
-    for L in PLAN_HORIZONS:
-        print(f"[mpc] plan look-ahead {L}", flush=True)
-        s = _gap_stats(_closed_loop(*_controller(plan_horizon=L), sel_x0s)[1], sel_opt)
-        _, returns = _closed_loop(*_controller(plan_horizon=L), x0s[worst])
-        rows.append([L, s["gap_pct"], s["violations"], *returns.tolist()])
-        data["rows"].append({"plan_horizon": L, "selection": s, "worst_returns": returns.tolist()})
-    return columns, rows, data
 
 
 def _example_check(seeds, simulated) -> dict:
@@ -395,31 +380,42 @@ def _plot(stats, opt, results_dir):
     return [common.save_figure(fig, results_dir, "mpc.png")]
 
 
-def _report_loops(x0s, quick: bool) -> dict:
-    """Closed-loop controls on the reported seeds: the chosen controller, the previous one (horizon 20,
-    no plan) and, in full mode, the robustness cases."""
+#: The controller before the rehearsal: it starts from the cheapest plan.
+CHEAPEST = "cheapest plan kept (no rehearsal)"
+
+
+def _report_loops(x0s, quick: bool) -> tuple[dict, dict]:
+    """Closed-loop ``(us, returns)`` on the reported seeds: ``(loops, robustness)``, the chosen controller
+    and, in full mode, the one keeping the cheapest plan and the previous one (horizon 20, no plan); and
+    the robustness cases on the first ``ROBUSTNESS_SEEDS`` of them (full mode)."""
     loops = {"chosen": _closed_loop(*_controller(), x0s)}
     if quick:
-        return loops
+        return loops, {}
+    loops[CHEAPEST] = _closed_loop(*_controller(rehearse=0), x0s)
     loops["previous controller: horizon 20, no plan"] = _closed_loop(
         *_controller(horizon=20, plan_iter=0, lqr=False), x0s)
-    for label, kw, noise in _robustness_cases(len(x0s)):
+    robustness = {}
+    for label, kw, noise in _robustness_cases(ROBUSTNESS_SEEDS):
         print(f"[mpc] robustness: {label}", flush=True)
-        loops[label] = _closed_loop(*_controller(**kw), x0s, noise)
-    return loops
+        robustness[label] = _closed_loop(*_controller(**kw), x0s[:ROBUSTNESS_SEEDS], noise)
+    return loops, robustness
+
+
+def _padded(loop, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A closed loop on the first seeds as one on all ``n`` (zero controls, return ``-inf`` beyond)."""
+    us, returns = loop
+    k = len(returns)
+    return (np.concatenate([us, np.zeros((n - k,) + us.shape[1:])]),
+            np.concatenate([returns, np.full(n - k, -np.inf)]))
 
 
 def _fresh(results_dir) -> tuple[dict, list]:
-    """The chosen controller, and the one whose plan looks over the whole episode, on ``FRESH_SEEDS``
-    against their optimum: ``(stats per controller, table rows)``."""
-    from ilqg_jax.systems import gym_pendulum as gp
-
+    """The chosen controller, and the one that keeps the cheapest plan, on ``FRESH_SEEDS`` against their
+    optimum: ``(stats per controller, table rows)``."""
     seeds = list(FRESH_SEEDS)
     x0s = _initial_states(seeds)
     print(f"[mpc] fresh seeds {seeds[0]}..{seeds[-1]}", flush=True)
-    loops = {"chosen": _closed_loop(*_controller(), x0s),
-             f"plan over the whole episode ({gp.EPISODE_STEPS} steps)": _closed_loop(
-                 *_controller(plan_horizon=gp.EPISODE_STEPS), x0s)}
+    loops = {"chosen": _closed_loop(*_controller(), x0s), CHEAPEST: _closed_loop(*_controller(rehearse=0), x0s)}
     opt = _optimum(seeds, x0s, list(loops.values()), results_dir, use_cache=True)
     stats = {k: _gap_stats(returns, opt["returns"]) for k, (_, returns) in loops.items()}
     return ({"seeds": [seeds[0], seeds[-1]], "mpc_best": int(opt["mpc_best"].sum()), "closed_loops": stats},
@@ -433,14 +429,14 @@ def _tables(seeds, stats, timing, opt, rows, ipopt) -> list:
     return [common.table(
         f"Headline: {len(seeds)} episodes on {span} (never used to choose settings); horizon {gp.MPC_HORIZON}, "
         f"{gp.MPC_MAX_ITER} iterations per step, plan of {gp.MPC_PLAN_ITER} iterations over {gp.MPC_PLAN_HORIZON} "
-        "steps, float64",
+        f"steps rehearsed over {gp.MPC_REHEARSE}, float64",
         ["metric", "measured", "target", "met"], _headline(stats, timing),
         note=f"On {int(opt['mpc_best'].sum())} of {len(seeds)} seeds a controller's own closed-loop controls "
              "scored higher than every solve of the optimum search (they are then the optimum used)."),
-        common.table(f"Robustness on {span}: the controller's model off, measurement noise", _ROW_COLUMNS, rows,
-                     note="Gaps are against the environment's per-seed optimum; the controller plans with its "
-                          "own (wrong) model and never learns the true one. The previous controller (horizon "
-                          "20, no plan) is shown for comparison."),
+        common.table(f"Alternatives on {span}", _ROW_COLUMNS, rows,
+                     note="Against the same per-seed optimum: the chosen controller (nominal), the one keeping "
+                          "the cheapest plan (no rehearsal: the controller before the rehearsal was added) and the "
+                          "previous controller (horizon 20, no plan)."),
         common.table("IPOPT (CasADi, exact problem, direct transcription) against the optimum",
                      ["seed", "IPOPT return", "optimum", "IPOPT - optimum", "IPOPT seconds"],
                      [[seeds[r["seed_index"]], r["ipopt"], r["ours"], r["diff"], r["seconds"]] for r in ipopt],
@@ -457,46 +453,49 @@ def run(quick: bool = False, results_dir: str = common.DEFAULT_RESULTS_DIR) -> d
     seeds = list(QUICK_SEEDS if quick else REPORT_SEEDS)
     x0s = _initial_states(seeds)
     print(f"[mpc] closed loops: {len(seeds)} episodes (seeds {seeds[0]}..{seeds[-1]})", flush=True)
-    loops = _report_loops(x0s, quick)
-    opt = _optimum(seeds, x0s, list(loops.values()), results_dir, use_cache=not quick)
+    loops, robustness = _report_loops(x0s, quick)
+    opt = _optimum(seeds, x0s, list(loops.values()) + [_padded(v, len(seeds)) for v in robustness.values()],
+                   results_dir, use_cache=not quick)
     all_stats = {k: _gap_stats(returns, opt["returns"]) for k, (_, returns) in loops.items()}
     stats = all_stats["chosen"]
+    R = ROBUSTNESS_SEEDS
+    robust_stats = {"nominal": _gap_stats(np.asarray(stats["returns"][:R]), opt["returns"][:R]),
+                    **{k: _gap_stats(returns, opt["returns"][:R]) for k, (_, returns) in robustness.items()}}
     timing = _step_timing(*_controller(), x0s[0])
     swing = np.flatnonzero(opt["returns"] < -100.0)[:IPOPT_SEEDS_QUICK if quick else IPOPT_SEEDS]
     ipopt = _ipopt_check(x0s, opt["returns"], opt["us"], swing)
     example = None if quick else _example_check(seeds[:EXAMPLE_SEEDS], stats["returns"][:EXAMPLE_SEEDS])
     rows = [_row("nominal" if k == "chosen" else k, v) for k, v in all_stats.items()]
     tables = _tables(seeds, stats, timing, opt, rows, ipopt)
-    data = {"seeds": seeds, "targets": TARGETS, "noise": NOISE, "closed_loops": all_stats, "timing": timing,
+    if not quick:
+        tables.insert(2, common.table(
+            f"Robustness on seeds {seeds[0]:,}..{seeds[R - 1]:,}: the controller's model off, measurement noise",
+            _ROW_COLUMNS, [_row(k, v) for k, v in robust_stats.items()],
+            note=f"The first {R} reported seeds (the rehearsal makes each episode about six closed loops' "
+                 "work). Gaps are against the environment's per-seed optimum; the controller plans, and "
+                 "rehearses, with its own (wrong) model and never learns the true one."))
+    data = {"seeds": seeds, "targets": TARGETS, "noise": NOISE, "closed_loops": all_stats,
+            "robustness": {"seeds": [seeds[0], seeds[R - 1]], "closed_loops": robust_stats} if not quick else None,
+            "timing": timing,
             "optimum": opt["returns"].tolist(), "mpc_best": opt["mpc_best"].tolist(), "ipopt": ipopt,
             "example": example,
             "settings": {"horizon": gp.MPC_HORIZON, "max_iter": gp.MPC_MAX_ITER, "plan_iter": gp.MPC_PLAN_ITER,
-                         "plan_horizon": gp.MPC_PLAN_HORIZON,
+                         "plan_horizon": gp.MPC_PLAN_HORIZON, "rehearse": gp.MPC_REHEARSE,
                          "selection_seeds": [SELECTION_SEEDS.start, SELECTION_SEEDS.stop - 1]}}
     if not quick:
         data["fresh"], rows = _fresh(results_dir)
         span = f"seeds {FRESH_SEEDS.start:,}..{FRESH_SEEDS.stop - 1:,}"
         tables.append(common.table(
-            f"Fresh seeds: {len(FRESH_SEEDS)} episodes on {span}, the controller against a longer plan",
+            f"Fresh seeds: {len(FRESH_SEEDS)} episodes on {span}, with and without the rehearsal",
             _ROW_COLUMNS, rows,
             note=f"Against each seed's optimum, searched as for the reported seeds (on {data['fresh']['mpc_best']} "
-                 "seeds a closed loop scored higher than the search). The second row, tried after a look at the "
-                 "reported seeds, plans the whole episode before the first step; these seeds decide whether "
-                 "it is adopted."))
+                 "seeds a closed loop scored higher than the search). The second row keeps the cheapest plan, "
+                 "as the controller did before the rehearsal was added."))
         rows, data["selection"], selection = _selection(results_dir)
         tables.append(common.table(
             "Selection: the alternatives on seeds 0..99 (where the settings were chosen)",
             _ROW_COLUMNS + ["step wall median (ms)", "plan (ms)"], rows,
             note="Each row changes one setting of the chosen controller; step times from 60 warm calls."))
-        columns, rows, data["lookahead"] = _lookahead(selection, seeds, x0s, opt["returns"], stats)
-        tables.append(common.table(
-            "Look-ahead of the plan before the first step: selection seeds and the worst reported episodes",
-            columns, rows,
-            note=f"The plan solves {'/'.join(map(str, PLAN_HORIZONS))} steps from each guess and the "
-                 f"controller starts from its first {gp.MPC_HORIZON}; everything else is the chosen "
-                 f"controller (look-ahead {gp.MPC_PLAN_HORIZON}). Columns on the right: the reported episodes "
-                 "furthest below their optimum under the chosen controller, and their returns with each "
-                 "look-ahead (a return above the optimum shown is one the optimum search missed)."))
     checks = {"returns_finite": bool(np.isfinite(stats["returns"]).all()),
               "ipopt_finds_no_better_optimum": all(r["diff"] <= 1e-6 * abs(r["ours"]) + 1e-6 for r in ipopt),
               **({} if quick else {"example_matches_simulation": example["max_abs_diff"] < 1e-2})}

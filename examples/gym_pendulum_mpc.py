@@ -8,8 +8,9 @@ and prints every episode's return, their mean, and the time per control step
 warm-up that compiles it). Before the first step of an episode the controller
 plans: it solves ``MPC_PLAN_HORIZON`` steps (its horizon) from each of
 :func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` (zero torque, pumping
-left or right first) and keeps the cheapest plan, so it does not commit to a
-poor local optimum; that plan is timed separately.
+left or right first), rehearses a whole episode of its own closed loop on its
+model from each solution, and starts from the one that did best, so it does
+not commit to a poor local optimum; that plan is timed separately.
 
     python examples/gym_pendulum_mpc.py                # seeds 0..99
     python examples/gym_pendulum_mpc.py --seeds 5      # seeds 0..4
@@ -53,9 +54,10 @@ def make_controller(horizon: int | None = None, max_iter: int | None = None, x64
 
 
 def first_state(mpc, x, plan_iter: int | None = None):
-    """The controller's state before the first step from ``x``: the best of the plans solved from
+    """The controller's state before the first step from ``x``: of the plans solved from
     :func:`gym_pendulum.initial_guesses` over ``MPC_PLAN_HORIZON`` steps (or the horizon, if longer) with
-    ``plan_iter`` iterations each (default: the chosen number; ``0``: no plan, start from zero torque)."""
+    ``plan_iter`` iterations each (default: the chosen number; ``0``: no plan, start from zero torque), the
+    one whose closed loop does best over ``MPC_REHEARSE`` steps on the controller's model."""
     import ilqg_jax as ilqg
     from ilqg_jax.systems import gym_pendulum
 
@@ -64,7 +66,7 @@ def first_state(mpc, x, plan_iter: int | None = None):
         return mpc.init(x)
     lookahead = max(gym_pendulum.MPC_PLAN_HORIZON, mpc.problem.horizon)
     guesses = gym_pendulum.initial_guesses(np.asarray(x), lookahead, mpc.params)
-    return mpc.init(x, guesses, ilqg.Options(max_iter=plan_iter))
+    return mpc.init(x, guesses, ilqg.Options(max_iter=plan_iter), rehearse=gym_pendulum.MPC_REHEARSE)
 
 
 def run_episode(env, mpc, seed: int, step_times: list | None = None, cpu_times: list | None = None,

@@ -7,7 +7,9 @@ Runs one episode per seed on the environment's exact step
 :data:`~ilqg_jax.systems.gym_pendulum.MPC_MAX_ITER` iterations per step, a plan
 from :func:`~ilqg_jax.systems.gym_pendulum.initial_guesses` before the first
 step, looking :data:`~ilqg_jax.systems.gym_pendulum.MPC_PLAN_HORIZON` steps
-ahead), prints each return, and with ``--animate`` writes the episodes one
+ahead and keeping the guess from which the controller's own closed loop does
+best over :data:`~ilqg_jax.systems.gym_pendulum.MPC_REHEARSE` steps on its
+model), prints each return, and with ``--animate`` writes the episodes one
 after the other as a GIF.
 """
 
@@ -50,7 +52,7 @@ def episode(mpc, plan, x0):
     from ilqg_jax.systems import gym_pendulum as gp
 
     x0 = jnp.asarray(x0)
-    state = mpc.init(x0, gp.initial_guesses(x0, gp.MPC_PLAN_HORIZON, mpc.params), plan)
+    state = mpc.init(x0, gp.initial_guesses(x0, gp.MPC_PLAN_HORIZON, mpc.params), plan, rehearse=gp.MPC_REHEARSE)
     r = ilqg.simulate(mpc, x0, gp.EPISODE_STEPS, plant=gp.env_step, params=gp.default_params().model,
                       state=state)
     return np.asarray(r.xs), float(jnp.sum(gp.env_reward(r.xs[:-1], r.us)))

@@ -23,7 +23,13 @@ several initial guesses and solver options, it solves from every guess and
 keeps the cheapest solution, so the receding horizon starts from the best
 of them (a one-off cost before the loop, not per step). The plan may look
 further ahead than the horizon (guesses longer than it): which local optimum
-is best can depend on more than the horizon sees.
+is best can depend on more than the horizon sees. And the plan's own cost
+can be the wrong judge of which start is best: it prices what the plan sees,
+while the controller re-plans at every step and need not follow it. With
+``rehearse=S``, :meth:`MPC.init` runs the controller itself for ``S`` steps in
+closed loop on its own model from every guess's plan and keeps the plan whose
+closed loop costs least (a policy rollout: more one-off work, same per-step
+cost).
 
 Everything is a pure function of NamedTuple pytrees: :meth:`MPC.init` and
 :meth:`MPC.step` are jit-compiled, :func:`simulate` runs a closed loop as one
@@ -137,7 +143,7 @@ class MPC:
         if not isinstance(self.feedback, (bool, np.bool_)):
             raise TypeError(f"feedback must be a bool, got {type(self.feedback).__name__}.")
 
-    def init(self, x0, us_init=None, options: Optional[Options] = None) -> MPCState:
+    def init(self, x0, us_init=None, options: Optional[Options] = None, rehearse: int = 0) -> MPCState:
         """The controller's state before the first step.
 
         Args:
@@ -160,6 +166,13 @@ class MPC:
             steps, so the choice among the local minima sees further than
             the receding horizon does. ``None``: plan the rollout of
             ``us_init`` (one guess of ``T`` steps).
+          rehearse: with ``options``, a number of steps ``S >= 1``: keep, instead
+            of the cheapest plan, the plan from which the controller does
+            best -- from every guess's solution the controller runs ``S``
+            steps in closed loop on its own model (``problem.dynamics`` with
+            ``params``, as :func:`simulate` without a plant), and the plan
+            whose closed loop has the lowest sum of running costs is kept.
+            ``0`` (default): keep the cheapest plan.
 
         Returns:
           :class:`MPCState` planning ``us_init`` (or the best solution) from ``x0``.
@@ -174,6 +187,11 @@ class MPC:
         us_init = _as_float_array(us_init, "us_init")
         if options is not None:
             validate_options(options)
+        if isinstance(rehearse, bool) or not isinstance(rehearse, (int, np.integer)) or rehearse < 0:
+            raise ValueError(f"rehearse must be an int >= 0 (steps of closed loop per guess), got {rehearse!r}.")
+        if rehearse and options is None:
+            raise ValueError(f"rehearse = {rehearse} needs options: it chooses among the plans solved from the "
+                             "guesses in us_init.")
         if np.ndim(us_init) == 3:
             if options is None:
                 raise ValueError(f"us_init of shape (G, T, m) = {np.shape(us_init)} holds several guesses: "
@@ -192,7 +210,7 @@ class MPC:
         if options is None:
             return _init_jit(self, x0, guesses[0])
         _check_finite(guesses, "us_init")
-        return _plan_jit(self, x0, guesses, options)
+        return _plan_jit(self, x0, guesses, options, int(rehearse))
 
     def step(self, state: MPCState, x) -> tuple[Array, MPCState]:
         """One control step: solve from the measured state ``x``, return the first control.
@@ -249,16 +267,21 @@ def _lookahead(problem: Problem, steps: int) -> Problem:
     return problem if steps == problem.horizon else dataclasses.replace(problem, horizon=steps)
 
 
-def plan_unchecked(mpc: MPC, x0: Array, us_inits: Array, options: Options) -> MPCState:
+def plan_unchecked(mpc: MPC, x0: Array, us_inits: Array, options: Options, rehearse: int = 0) -> MPCState:
     """:meth:`MPC.init` with ``options`` without validation or ``jit``: ``us_inits: (G, L, m)``, ``L >= T``
-    (the plan looks ``L`` steps ahead; the state keeps its first ``T``)."""
+    (the plan looks ``L`` steps ahead; the state keeps its first ``T``); ``rehearse`` as in :meth:`MPC.init`."""
     T = mpc.problem.horizon
     p = _lookahead(mpc.problem, us_inits.shape[1])
     sols = jax.vmap(lambda u: solve_unchecked(p, x0, u, mpc.params, options))(us_inits)
-    best = jnp.argmin(jnp.where(jnp.isfinite(sols.cost), sols.cost, jnp.inf))
-    sol = jax.tree_util.tree_map(lambda a: a[best], sols)
-    return MPCState(xs=sol.xs[:T + 1], us=sol.us[:T], K=sol.K[:T], cost=sol.cost, iterations=sol.iterations,
-                    status=sol.status, t=jnp.zeros((), jnp.int32))
+    plans = MPCState(xs=sols.xs[:, :T + 1], us=sols.us[:, :T], K=sols.K[:, :T], cost=sols.cost,
+                     iterations=sols.iterations, status=sols.status,
+                     t=jnp.zeros(us_inits.shape[:1], jnp.int32))
+    if rehearse:
+        score = jax.vmap(lambda s: jnp.sum(simulate_unchecked(mpc, x0, rehearse, state=s).costs))(plans)
+    else:
+        score = plans.cost
+    best = jnp.argmin(jnp.where(jnp.isfinite(score), score, jnp.inf))
+    return jax.tree_util.tree_map(lambda a: a[best], plans)
 
 
 def _shift(mpc: MPC, sol: Solution) -> tuple[Array, Array, Array]:
@@ -292,7 +315,7 @@ def step_unchecked(mpc: MPC, state: MPCState, x: Array) -> tuple[Array, MPCState
 
 
 _init_jit = jax.jit(init_unchecked)
-_plan_jit = jax.jit(plan_unchecked, static_argnames=("options",))
+_plan_jit = jax.jit(plan_unchecked, static_argnames=("options", "rehearse"))
 _step_jit = jax.jit(step_unchecked)
 
 

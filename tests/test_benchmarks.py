@@ -325,7 +325,7 @@ def test_missing_peers_get_rows_that_say_not_installed():
 
 def test_the_mpc_benchmarks_first_state_is_the_controllers_own_plan():
     """The benchmark's traceable plan (vmapped over episodes) is ``MPC.init`` with the guesses over the
-    plan's look-ahead, bit for bit; a look-ahead below the horizon is raised to it."""
+    plan's look-ahead and its rehearsal, bit for bit; a look-ahead below the horizon is raised to it."""
     import jax
     import jax.numpy as jnp
 
@@ -334,13 +334,15 @@ def test_the_mpc_benchmarks_first_state_is_the_controllers_own_plan():
     from benchmarks import mpc as bm
     from ilqg_jax.systems import gym_pendulum as gp
 
-    mpc, plan, plan_horizon = bm._controller(horizon=20, plan_iter=15, plan_horizon=40)
-    assert plan == ilqg.Options(max_iter=15) and plan_horizon == 40
-    assert bm._controller(horizon=20, plan_horizon=10)[2] == 20
-    assert bm._controller()[2] == gp.MPC_PLAN_HORIZON
+    mpc, plan = bm._controller(horizon=20, plan_iter=15, plan_horizon=40, rehearse=30)
+    assert plan == bm.Plan(ilqg.Options(max_iter=15), 40, 30)
+    assert bm._controller(horizon=20, plan_horizon=10)[1].horizon == 20
+    assert bm._controller()[1] == bm.Plan(ilqg.Options(max_iter=gp.MPC_PLAN_ITER), gp.MPC_PLAN_HORIZON,
+                                          gp.MPC_REHEARSE)
+    assert bm._controller(plan_iter=0)[1] is None
     x0 = jnp.array([2.8, -0.5])
-    first_state = jax.jit(bm._first_state, static_argnames=("plan", "plan_horizon"))
-    got = first_state(mpc, plan, plan_horizon, x0)
-    want = mpc.init(x0, gp.initial_guesses(x0, 40, mpc.params), plan)
+    first_state = jax.jit(bm._first_state, static_argnames=("plan",))
+    got = first_state(mpc, plan, x0)
+    want = mpc.init(x0, gp.initial_guesses(x0, 40, mpc.params), plan.options, rehearse=30)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -90,6 +90,36 @@ def test_a_plan_longer_than_the_horizon_starts_the_controller_on_its_first_steps
     assert u.shape == (1,) and np.isfinite(float(u[0]))
 
 
+def test_rehearse_keeps_the_plan_whose_closed_loop_costs_least():
+    """``rehearse=S``: every guess's plan is run in closed loop for ``S`` steps on the controller's model, and
+    the plan of the cheapest closed loop is kept -- here not the cheapest plan (oracle: single solves and
+    ``simulate`` from each, by hand)."""
+    from ilqg_jax.mpc import MPCState
+
+    mpc = _controller(horizon=20)
+    x0 = jnp.array([-3.038, 0.884])
+    options = ilqg.Options(max_iter=15)
+    guesses = gp.initial_guesses(x0, 20, mpc.params)
+    state = mpc.init(x0, guesses, options, rehearse=60)
+    singles = [ilqg.solve(mpc.problem, x0, g, mpc.params, options) for g in guesses]
+    closed = []
+    for s in singles:
+        plan = MPCState(xs=s.xs, us=s.us, K=s.K, cost=s.cost, iterations=s.iterations, status=s.status,
+                        t=jnp.zeros((), jnp.int32))
+        closed.append(float(jnp.sum(simulate(mpc, x0, 60, state=plan).costs)))
+    plan_costs = [float(s.cost) for s in singles]
+    best = int(np.argmin(closed))
+    assert plan_costs[best] > min(plan_costs) + 1e-3, "the cheapest plan should not be the best start here"
+    assert closed[best] < closed[int(np.argmin(plan_costs))] - 1.0
+    np.testing.assert_allclose(np.asarray(state.us), np.asarray(singles[best].us), rtol=0, atol=1e-10)
+    chex.assert_trees_all_close(state.cost, singles[best].cost, rtol=1e-12)
+    assert int(state.t) == 0
+    # rehearse=0 is the cheapest plan, as before.
+    cheapest = mpc.init(x0, guesses, options)
+    np.testing.assert_allclose(np.asarray(cheapest.us), np.asarray(singles[int(np.argmin(plan_costs))].us),
+                               rtol=0, atol=1e-10)
+
+
 def test_measurement_noise_reaches_the_controller_not_the_plant():
     mpc = _controller(horizon=20)
     x0 = jnp.array([3.0, 0.2])
@@ -111,6 +141,10 @@ def test_new_arguments_are_validated():
         simulate(mpc, jnp.zeros(2), 4, noise=jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="noise must be finite"):
         simulate(mpc, jnp.zeros(2), 2, noise=jnp.array([[0.0, np.nan], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="rehearse = 5 needs options"):
+        mpc.init(jnp.zeros(2), jnp.zeros((10, 1)), rehearse=5)
+    with pytest.raises(ValueError, match="rehearse must be an int >= 0.*-1"):
+        mpc.init(jnp.zeros(2), jnp.zeros((2, 10, 1)), ilqg.Options(max_iter=2), rehearse=-1)
     with pytest.raises(ValueError, match=r"x0 must have shape \(2,\)"):
         gp.initial_guesses(jnp.zeros(3), 10)
     with pytest.raises(ValueError, match="horizon must be an int >= 1"):

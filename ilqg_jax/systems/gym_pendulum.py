@@ -71,7 +71,7 @@ from ilqg_jax.systems.pendulum import PendulumParams, acceleration, continuous_d
 Array = jax.Array
 
 __all__ = ["DT", "MAX_TORQUE", "MAX_SPEED", "EPISODE_STEPS", "MPC_HORIZON", "MPC_MAX_ITER",
-           "MPC_PLAN_ITER", "MPC_PLAN_HORIZON", "GymPendulumParams", "default_params", "mpc_params",
+           "MPC_PLAN_ITER", "MPC_PLAN_HORIZON", "MPC_REHEARSE", "GymPendulumParams", "default_params", "mpc_params",
            "initial_guesses", "upright_lqr_matrix", "lqr_value", "lqr_params",
            "env_step", "env_reward", "angle_error_squared", "problem", "episode_problem", "state_from_observation"]
 
@@ -92,6 +92,11 @@ MPC_PLAN_ITER = 100
 #: controller does not always hold that swing: measured on fresh seeds it did worse
 #: (``benchmarks/mpc.py``), so the plan looks as far as the controller does.
 MPC_PLAN_HORIZON = MPC_HORIZON
+#: Steps of closed loop the plan rehearses from every guess's solution (``rehearse`` of
+#: :meth:`ilqg_jax.MPC.init`): the controller runs a whole episode on its own model from each and
+#: starts from the one that did best, not from the cheapest plan. The plan's 60-step cost cannot tell
+#: which swing the receding controller will carry through to the top; its own closed loop can.
+MPC_REHEARSE = EPISODE_STEPS
 
 
 class GymPendulumParams(NamedTuple):
