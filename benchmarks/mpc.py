@@ -66,10 +66,12 @@ SELECTION_SEEDS = range(0, 100)
 #: Results are reported on these (never used to choose anything).
 REPORT_SEEDS = range(10_000, 11_000)
 QUICK_SEEDS = range(10_000, 10_003)
-#: Reported too (full mode): the chosen controller against the whole-episode plan (see the module docstring).
+#: Reported too (full mode): the chosen controller with and without its rehearsal (see the module docstring).
 FRESH_SEEDS = range(20_000, 21_000)
 #: The robustness rows run on the first this many reported seeds.
 ROBUSTNESS_SEEDS = 250
+#: Label of the controller before the rehearsal: it starts from the cheapest plan.
+CHEAPEST = "cheapest plan kept (no rehearsal)"
 #: Seeds also run through the example on the real environment.
 EXAMPLE_SEEDS = 10
 #: Targets (reported, never enforced): mean return within 1% of the mean optimum and >= -150; no
@@ -291,7 +293,7 @@ def _selection_variants():
     P = gp.MPC_PLAN_ITER
     return [
         ("chosen", {}),
-        ("cheapest plan kept (no rehearsal)", dict(rehearse=0)),
+        (CHEAPEST, dict(rehearse=0)),
         (f"rehearsal of {gp.MPC_REHEARSE // 2} steps", dict(rehearse=gp.MPC_REHEARSE // 2)),
         ("previous controller: horizon 20, no plan, no LQR value", dict(horizon=20, plan_iter=0, lqr=False)),
         ("no plan", dict(plan_iter=0)),
@@ -302,9 +304,8 @@ def _selection_variants():
     ]
 
 
-def _selection(results_dir) -> tuple[list, list, tuple]:
-    """The alternatives, re-measured on the selection seeds against their optimum; also ``(x0s, optimum)``
-    of those seeds."""
+def _selection(results_dir) -> tuple[list, list]:
+    """The alternatives, re-measured on the selection seeds against their optimum: ``(rows, data)``."""
     seeds = list(SELECTION_SEEDS)
     x0s = _initial_states(seeds)
     variants = _selection_variants()
@@ -319,7 +320,7 @@ def _selection(results_dir) -> tuple[list, list, tuple]:
         t = _step_timing(*_controller(**kw), x0s[0], steps=60)
         rows.append(_row(label, s) + [t["median_ms"], t["plan_ms"]])
         data.append({"label": label, "settings": kw, **s, "timing": t})
-    return rows, data, (x0s, opt["returns"])
+    return rows, data
 
 
 def _example_check(seeds, simulated) -> dict:
@@ -378,10 +379,6 @@ def _plot(stats, opt, results_dir):
     ax.set_ylabel("episodes")
     ax.set_title(f"gap of the means {stats['gap_pct']:.2f}%")
     return [common.save_figure(fig, results_dir, "mpc.png")]
-
-
-#: The controller before the rehearsal: it starts from the cheapest plan.
-CHEAPEST = "cheapest plan kept (no rehearsal)"
 
 
 def _report_loops(x0s, quick: bool) -> tuple[dict, dict]:
@@ -491,7 +488,7 @@ def run(quick: bool = False, results_dir: str = common.DEFAULT_RESULTS_DIR) -> d
             note=f"Against each seed's optimum, searched as for the reported seeds (on {data['fresh']['mpc_best']} "
                  "seeds a closed loop scored higher than the search). The second row keeps the cheapest plan, "
                  "as the controller did before the rehearsal was added."))
-        rows, data["selection"], selection = _selection(results_dir)
+        rows, data["selection"] = _selection(results_dir)
         tables.append(common.table(
             "Selection: the alternatives on seeds 0..99 (where the settings were chosen)",
             _ROW_COLUMNS + ["step wall median (ms)", "plan (ms)"], rows,
