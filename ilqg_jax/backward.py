@@ -24,6 +24,7 @@ model along the step's linearised trajectory.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional
 
 import jax
@@ -90,20 +91,20 @@ def q_terms(Vx: Array, Vxx: Array, inp: dict) -> tuple[Array, Array]:
     """
     fz = inp["fz"]
     if "gap" in inp:
-        Vx = Vx + Vxx @ inp["gap"]
-    Qz = inp["lz"] + Vx @ fz
-    Qzz = inp["lzz"] + fz.T @ (Vxx @ fz)
+        Vx = Vx + linalg.matmul(Vxx, inp["gap"])
+    Qz = inp["lz"] + linalg.matmul(fz.T, Vx)
+    Qzz = inp["lzz"] + linalg.matmul(fz.T, linalg.matmul(Vxx, fz))
     if "fzz" in inp:
-        Qzz = Qzz + jnp.tensordot(Vx, inp["fzz"], axes=1)
+        Qzz = Qzz + jnp.sum(Vx[:, None, None] * inp["fzz"], axis=0)
     return Qz, _symmetrize(Qzz)
 
 
 def gains(Qz: Array, Qzz: Array, mu: Array, n: int) -> tuple[Array, Array, Array]:
-    """``K: (m, n)``, ``k: (m,)`` from ``Quu + mu I`` by Cholesky (eq. 6), and ``ok`` (it is positive definite)."""
+    """``K: (m, n)``, ``k: (m,)`` from ``Quu + mu I`` (eq. 6) by :func:`linalg.spd_solve`, and ``ok`` (it is positive definite)."""
     Qu, Quu, Qux = Qz[n:], Qzz[n:, n:], Qzz[n:, :n]
-    L = linalg.cholesky(Quu + mu * jnp.eye(Quu.shape[0], dtype=Quu.dtype))
-    kK = -linalg.cho_solve(L, jnp.concatenate([Qu[:, None], Qux], axis=1))
-    return kK[:, 1:], kK[:, 0], jnp.all(jnp.isfinite(L))
+    kK, ok = linalg.spd_solve(Quu + mu * jnp.eye(Quu.shape[0], dtype=Quu.dtype),
+                              jnp.concatenate([Qu[:, None], Qux], axis=1))
+    return -kK[:, 1:], -kK[:, 0], ok
 
 
 def value_update(Qz: Array, Qzz: Array, K: Array, k: Array) -> tuple[Array, Array, Array]:
@@ -114,10 +115,11 @@ def value_update(Qz: Array, Qzz: Array, K: Array, k: Array) -> tuple[Array, Arra
     unregularised ``Quu``.
     """
     n = K.shape[1]
-    G = jnp.concatenate([jnp.eye(n, dtype=K.dtype), K], axis=0)
-    Vx = (Qz + Qzz[:, n:] @ k) @ G
-    Vxx = _symmetrize(G.T @ (Qzz @ G))
-    dV = jnp.stack([k @ Qz[n:], 0.5 * k @ Qzz[n:, n:] @ k])
+    Qx, Qu, Qxx, Quu, Qux = Qz[:n], Qz[n:], Qzz[:n, :n], Qzz[n:, n:], Qzz[n:, :n]
+    Quu_k = linalg.matmul(Quu, k)
+    Vx = Qx + linalg.matmul(K.T, Quu_k + Qu) + linalg.matmul(Qux.T, k)
+    Vxx = _symmetrize(Qxx + linalg.matmul(K.T, linalg.matmul(Quu, K) + Qux) + linalg.matmul(Qux.T, K))
+    dV = jnp.stack([jnp.sum(k * Qu), 0.5 * jnp.sum(k * Quu_k)])
     return Vx, Vxx, dV
 
 
@@ -179,21 +181,37 @@ def backward_pass(
         inputs["u"] = us
         inputs["k_warm"] = k_warm
 
+    n = d.lx.shape[1]
+    shapes = ((m, n), (m,), (2,), (n,), (n, n))  # K, k, dV, Vx, Vxx of one step
+
     def step(carry, inp):
         Vx, Vxx, ok = carry
         Qz, Qzz = q_terms(Vx, Vxx, inp)
         if limited:
             K, k, step_ok = _limited_gains(Qz, Qzz, mu, inp, control_lower, control_upper)
         else:
-            K, k, step_ok = gains(Qz, Qzz, mu, Vx.shape[0])
+            K, k, step_ok = gains(Qz, Qzz, mu, n)
         Vx_new, Vxx_new, dV = value_update(Qz, Qzz, K, k)
-        return (Vx_new, Vxx_new, ok & step_ok), (K, k, dV, Vx_new, Vxx_new)
+        # One output row per step: on CPU each stacked output costs a separate update of its own per step.
+        row = jnp.concatenate([a.reshape(-1) for a in (K, k, dV, Vx_new, Vxx_new)])
+        return (Vx_new, Vxx_new, ok & step_ok), row
 
     init = (d.lx[-1], d.lxx[-1], jnp.array(True))
-    (_, _, ok), (K, k, dV, Vx, Vxx) = jax.lax.scan(step, init, inputs, reverse=True, unroll=unroll)
+    (_, _, ok), rows = jax.lax.scan(step, init, inputs, reverse=True, unroll=unroll)
+    K, k, dV, Vx, Vxx = _unpack(rows, shapes)
     Vx = jnp.concatenate([Vx, d.lx[-1:]])
     Vxx = jnp.concatenate([Vxx, d.lxx[-1:]])
     return BackwardResult(K, k, jnp.sum(dV, axis=0), Vx, Vxx, ok)
+
+
+def _unpack(rows: Array, shapes) -> list:
+    """Splits ``rows: (T, sum of sizes)`` into arrays ``(T, *shape)`` per shape, in order."""
+    out, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        out.append(rows[:, start:start + size].reshape((rows.shape[0],) + shape))
+        start += size
+    return out
 
 
 def expected_change(d: Derivatives, K: Array, k: Array, gaps: Array) -> Array:
@@ -211,8 +229,8 @@ def expected_change(d: Derivatives, K: Array, k: Array, gaps: Array) -> Array:
 
     def step(z, inp):
         fx, fu, Kt, kt, gap = inp
-        w = kt + Kt @ z
-        return fx @ z + fu @ w + gap, jnp.concatenate([z, w])
+        w = kt + linalg.matmul(Kt, z)
+        return linalg.matmul(fx, z) + linalg.matmul(fu, w) + gap, jnp.concatenate([z, w])
 
     zT, zw = jax.lax.scan(step, jnp.zeros((n,), d.fx.dtype), (d.fx, d.fu, K, k, gaps))
     inputs = pack(d)

@@ -8,13 +8,18 @@ triangular solves are unrolled into scalar expressions that XLA fuses; above
 it they fall back to ``jax.numpy.linalg`` / ``jax.scipy.linalg``.
 
 Both paths signal a matrix that is not positive definite the same way: the
-factor contains NaN (callers test ``isfinite``). The parallel backward pass
+factor contains NaN (callers test ``isfinite``). The backward pass solves
+``(Quu + mu I) [k K] = -[Qu Qux]`` with :func:`spd_solve`, which for
+``m <= CLOSED_FORM_MAX`` skips the factorisation altogether (adjugate over
+determinant, positive definiteness by Sylvester's criterion) and returns the
+verdict as a boolean. The parallel backward pass
 (:mod:`ilqg_jax.parallel`) also needs general small inverses (:func:`inv`) and
 products of batches of small matrices (:func:`matmul`), unrolled the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -23,7 +28,7 @@ from jax.scipy.linalg import cho_solve as _cho_solve_lapack
 
 Array = jax.Array
 
-__all__ = ["UNROLL_MAX", "cholesky", "cho_solve", "inv", "solve", "matmul"]
+__all__ = ["UNROLL_MAX", "CLOSED_FORM_MAX", "cholesky", "cho_solve", "spd_solve", "inv", "solve", "matmul"]
 
 UNROLL_MAX = 6
 
@@ -56,6 +61,31 @@ def cho_solve(L: Array, B: Array) -> Array:
     for i in reversed(range(m)):
         x[i] = (y[i] - sum((L[k, i] * x[k] for k in range(i + 1, m)), jnp.zeros_like(B[i]))) / L[i, i]
     return jnp.stack(x)
+
+
+#: Largest size :func:`spd_solve` solves in closed form (adjugate over determinant).
+CLOSED_FORM_MAX = 3
+
+
+def spd_solve(A: Array, B: Array) -> tuple[Array, Array]:
+    """Solves ``A X = B`` for one symmetric ``A: (m, m)``; returns ``(X, ok)``, ``ok`` whether ``A`` is positive definite.
+
+    Up to :data:`CLOSED_FORM_MAX`: ``X = adj(A) B / det(A)`` with ``ok`` from
+    Sylvester's criterion (every leading principal minor positive), a few
+    elementwise expressions that XLA fuses into one kernel, where a Cholesky
+    factorisation's divisions and square roots are a chain of them. Above it:
+    :func:`cholesky` and :func:`cho_solve` (``ok``: the factor is finite). ``X``
+    is meaningless when ``ok`` is False.
+    """
+    m = A.shape[-1]
+    if m > CLOSED_FORM_MAX:
+        L = cholesky(A)
+        return cho_solve(L, B), jnp.all(jnp.isfinite(L))
+    adj = _adjugate(A)
+    det = sum(A[0, j] * adj[j, 0] for j in range(1, m)) + A[0, 0] * adj[0, 0]
+    minors = [A[0, 0], A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]][:m - 1] + [det]
+    ok = functools.reduce(jnp.logical_and, [x > 0 for x in minors]) & jnp.isfinite(det)
+    return matmul(adj, B) / jnp.where(ok, det, 1.0), ok
 
 
 def inv(A: Array) -> Array:

@@ -30,7 +30,7 @@ import numpy as np
 from ilqg_jax.backward import BackwardResult, backward_pass, expected_change
 from ilqg_jax.derivatives import (Derivatives, convexify, dynamics_hessians, rollout, trajectory_cost,
                                   trajectory_derivatives)
-from ilqg_jax import implicit, parallel
+from ilqg_jax import implicit, linalg, parallel
 from ilqg_jax.problem import Problem, validate_inputs, validate_states, with_dtype
 
 Array = jax.Array
@@ -353,7 +353,7 @@ def closed_loop_rollout(problem: Problem, x0, xs_bar, us_bar, K, k, alpha, param
     def step(carry, inp):
         x, c = carry
         t, xb, ub, Kt, kt, gap = inp
-        u = ub + alpha * kt + Kt @ (x - xb)
+        u = ub + alpha * kt + linalg.matmul(Kt, x - xb)
         if problem.has_limits:
             u = jnp.clip(u, problem.control_lower, problem.control_upper)
         c = c + problem.running_cost(x, u, t, params)

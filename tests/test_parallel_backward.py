@@ -126,6 +126,26 @@ def test_small_solve_matches_numpy_and_has_no_lapack_call(n):
         linalg.solve(jnp.ones((3, 2)), jnp.ones(3))
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_spd_solve_matches_numpy_and_tells_positive_definite_from_not(m):
+    rng = np.random.default_rng(20 + m)
+    W = rng.standard_normal((m, m))
+    B = rng.standard_normal((m, 3))
+    for cond in (1.0, 1e8):  # well and badly conditioned, positive definite
+        Q, _ = np.linalg.qr(W)
+        A = (Q * np.geomspace(1.0, 1.0 / cond, m)) @ Q.T
+        X, ok = linalg.spd_solve(jnp.asarray(A), jnp.asarray(B))
+        assert bool(ok)
+        np.testing.assert_allclose(A @ np.asarray(X), B, rtol=0, atol=1e-13 * cond * np.abs(B).max())
+    # Not positive definite: one negative eigenvalue, small or not (Sylvester's criterion must fail somewhere;
+    # an exactly zero one is left to round-off on either path).
+    for last in (-1e-3, -1.0):
+        A = (Q * np.append(np.ones(m - 1), last)) @ Q.T
+        assert not bool(linalg.spd_solve(jnp.asarray(A), jnp.asarray(B))[1])
+    assert not bool(linalg.spd_solve(jnp.full((m, m), jnp.nan), jnp.asarray(B))[1])
+    assert not bool(linalg.spd_solve(-jnp.eye(m), jnp.asarray(B))[1])
+
+
 @pytest.mark.parametrize("batch", [5, linalg.BROADCAST_MAX + 1])
 def test_small_matmul_matches_numpy(batch):
     rng = np.random.default_rng(batch)
