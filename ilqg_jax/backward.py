@@ -169,20 +169,14 @@ def backward_pass(
     Returns:
       :class:`BackwardResult`.
     """
-    T, m = d.lu.shape
-    dtype = d.lx.dtype
+    (T, m), n = d.lu.shape, d.lx.shape[1]
     limited = control_lower is not None
-    if limited and k_warm is None:
-        k_warm = jnp.zeros((T, m), dtype)
     # Packed per time step outside the scan (vectorised), so each scan step needs only a handful of
     # small products: on CPU every operation inside a loop has a fixed cost.
     inputs = pack(d, second_order, gaps)
     if limited:
         inputs["u"] = us
-        inputs["k_warm"] = k_warm
-
-    n = d.lx.shape[1]
-    shapes = ((m, n), (m,), (2,), (n,), (n, n))  # K, k, dV, Vx, Vxx of one step
+        inputs["k_warm"] = jnp.zeros((T, m), d.lx.dtype) if k_warm is None else k_warm
 
     def step(carry, inp):
         Vx, Vxx, ok = carry
@@ -192,13 +186,13 @@ def backward_pass(
         else:
             K, k, step_ok = gains(Qz, Qzz, mu, n)
         Vx_new, Vxx_new, dV = value_update(Qz, Qzz, K, k)
-        # One output row per step: on CPU each stacked output costs a separate update of its own per step.
+        # One output row per step: on CPU each stacked output costs an update of its own per step.
         row = jnp.concatenate([a.reshape(-1) for a in (K, k, dV, Vx_new, Vxx_new)])
         return (Vx_new, Vxx_new, ok & step_ok), row
 
     init = (d.lx[-1], d.lxx[-1], jnp.array(True))
     (_, _, ok), rows = jax.lax.scan(step, init, inputs, reverse=True, unroll=unroll)
-    K, k, dV, Vx, Vxx = _unpack(rows, shapes)
+    K, k, dV, Vx, Vxx = _unpack(rows, ((m, n), (m,), (2,), (n,), (n, n)))
     Vx = jnp.concatenate([Vx, d.lx[-1:]])
     Vxx = jnp.concatenate([Vxx, d.lxx[-1:]])
     return BackwardResult(K, k, jnp.sum(dV, axis=0), Vx, Vxx, ok)

