@@ -255,12 +255,14 @@ ACCELERATOR_MIN_HORIZON = 32
 def choose_backward(backend: str, horizon: int, n: int, m: int) -> str:
     """The schedule ``Options(backward="auto")`` resolves to: ``"sequential"`` or ``"parallel"``.
 
-    CPU (measured, ``benchmarks/backward.py``, n = 3, m = 2): ``"sequential"``.
-    At ``mu = 0`` the parallel pass is at best about as fast as the sequential
-    one at T = 100 and 1.5x faster at T = 1,000 on a 2-core CPU, but slower at
-    T = 10,000 (the associative scan does about twice the arithmetic, and two
-    cores give it little parallelism), and every solve starts at ``mu > 0``,
-    where the policy-iteration rounds or the sequential fallback cost more.
+    CPU (measured, ``benchmarks/backward.py``): ``"sequential"``. On a 2-core
+    CPU at ``mu = 0`` the parallel pass takes 1.9x, 1.6x and 1.1x the
+    sequential one's time at T = 100, 1,000 and 10,000 (n = 3, m = 2), 3.5x
+    to 3.8x (n = 4, m = 1): the associative scan does several times the
+    arithmetic, two cores give it little parallelism, and the sequential step
+    is a handful of fused kernels (closed-form solves for ``m <= 3``). Every
+    solve starts at ``mu > 0``, where the policy-iteration rounds or the
+    sequential fallback cost more still.
     GPU/TPU (**not measured**): ``"parallel"`` from
     :data:`ACCELERATOR_MIN_HORIZON` steps, by the depth argument (``O(log T)``
     dependent kernel launches instead of ``T``).
