@@ -23,7 +23,7 @@ import math
 import os
 import platform
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 

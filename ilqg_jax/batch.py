@@ -61,7 +61,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ilqg_jax import constrained, implicit, solver
 from ilqg_jax.derivatives import trajectory_derivatives
 from ilqg_jax.problem import Problem, _as_float_array, _is_concrete, validate_inputs, with_dtype
-from ilqg_jax.solver import Options, Solution, Status
+from ilqg_jax.solver import Options, Solution
 
 Array = jax.Array
 
